@@ -1,0 +1,64 @@
+import pyro.distributions as host
+import torch
+from torch.distributions import constraints
+from torch.nn.functional import logsigmoid
+
+from pyro_redge._math import expected_log_prob, safe_log
+from pyro_redge.distributions.util import check_estimator
+from pyro_redge.estimators import ReDGE
+
+
+class Bernoulli(host.Bernoulli):
+    r"""A Bernoulli whose samples are reparameterized by a gradient estimator applied to the
+    two-category distribution over :math:`\{0, 1\}`.
+
+    ``sample()`` and ``rsample()`` return hard values, exactly ``0.`` or ``1.``; the gradient of
+    ``rsample()`` is the estimator's surrogate. ``log_prob`` is exact and linear in the value,
+
+    .. math:: \log p(z) = z \log p + (1 - z) \log (1 - p),
+
+    so it is differentiable in the value as well as in the parameters.
+
+    :param torch.Tensor probs: the probability of a one, in [0, 1].
+    :param torch.Tensor logits: the log-odds of a one.
+    :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
+        :class:`~pyro_redge.estimators.ReDGE` with its defaults.
+    """
+
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    has_rsample = True
+
+    def __init__(self, probs=None, logits=None, estimator=ReDGE(), validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        self.estimator = check_estimator(estimator, type(self).__name__)
+        self._parameterized_by_logits = logits is not None
+        super().__init__(probs=probs, logits=logits, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(Bernoulli, _instance)
+        new.estimator = self.estimator
+        new._parameterized_by_logits = self._parameterized_by_logits
+        return super().expand(batch_shape, _instance=new)
+
+    @property
+    def _log_probs(self):
+        """Normalised log-probabilities of ``(0, 1)`` on a trailing axis of size two."""
+        if self._parameterized_by_logits:
+            return torch.stack([logsigmoid(-self.logits), logsigmoid(self.logits)], dim=-1)
+        return torch.stack([safe_log(1 - self.probs), safe_log(self.probs)], dim=-1)
+
+    def rsample(self, sample_shape=torch.Size()):
+        log_probs = self._log_probs
+        shape = self._extended_shape(sample_shape) + log_probs.shape[-1:]
+        return self.estimator(log_probs.expand(shape))[..., 1]
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        value = torch.as_tensor(value, dtype=self._param.dtype, device=self._param.device)
+        return expected_log_prob(torch.stack([1 - value, value], dim=-1), self._log_probs)

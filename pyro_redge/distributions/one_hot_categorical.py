@@ -1,0 +1,66 @@
+import pyro.distributions as host
+import torch
+from torch.distributions import constraints
+
+from pyro_redge._math import expected_log_prob, safe_log
+from pyro_redge.distributions.util import check_estimator, check_simplex, validation_enabled
+from pyro_redge.estimators import ReDGE
+
+
+class OneHotCategorical(host.OneHotCategorical):
+    r"""A one-hot categorical whose samples are reparameterized by a gradient estimator.
+
+    ``sample()`` and ``rsample()`` both return *hard* one-hot vectors (bitwise 0 and 1); the
+    gradient of ``rsample()`` with respect to ``probs``/``logits`` is the estimator's surrogate,
+    so :class:`~pyro.infer.Trace_ELBO` optimizes a guide of this class by pathwise gradients
+    (``has_rsample = True``: no score-function term is added). ``log_prob`` is the exact pmf,
+
+    .. math:: \log p(z) = \sum_k z_k \log \pi_k ,
+
+    written multilinearly so that it is differentiable in the value as well as in the parameters.
+
+    :param torch.Tensor probs: event probabilities (normalised over the last axis).
+    :param torch.Tensor logits: event log-probabilities (unnormalised).
+    :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
+        :class:`~pyro_redge.estimators.ReDGE` with its defaults.
+    """
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    has_rsample = True
+
+    def __init__(self, probs=None, logits=None, estimator=ReDGE(), validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        self.estimator = check_estimator(estimator, type(self).__name__)
+        self._parameterized_by_logits = logits is not None
+        if probs is not None and validation_enabled(validate_args):
+            # torch.distributions.Categorical divides probs by their sum before validating them,
+            # which would silently accept probabilities that do not sum to one.
+            check_simplex("probs", probs)
+        super().__init__(probs=probs, logits=logits, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(OneHotCategorical, _instance)
+        new.estimator = self.estimator
+        new._parameterized_by_logits = self._parameterized_by_logits
+        return super().expand(batch_shape, _instance=new)
+
+    @property
+    def _log_probs(self):
+        """Normalised log-probabilities, ``-inf`` (not a clamped finite value) where ``probs`` is 0."""
+        if self._parameterized_by_logits:
+            return self.logits
+        return safe_log(self.probs)
+
+    def rsample(self, sample_shape=torch.Size()):
+        shape = self._extended_shape(sample_shape)
+        return self.estimator(self._log_probs.expand(shape))
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return expected_log_prob(value, self._log_probs)

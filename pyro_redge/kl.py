@@ -1,0 +1,48 @@
+"""Exact KL divergences between our distributions and the host's matching discrete ones, registered
+with :func:`torch.distributions.kl.register_kl` so that ``kl_divergence`` and Pyro's
+:class:`~pyro.infer.TraceMeanField_ELBO` use them analytically."""
+
+import torch
+from torch.distributions import Bernoulli as HostBernoulli
+from torch.distributions import Categorical as HostCategorical
+from torch.distributions import OneHotCategorical as HostOneHotCategorical
+from torch.distributions import kl_divergence, register_kl
+from torch.nn.functional import logsigmoid
+
+from pyro_redge._math import categorical_kl, safe_log
+from pyro_redge.distributions import Bernoulli, OneHotCategorical
+
+__all__ = ["kl_divergence"]
+
+
+def _categorical_log_probs(distribution):
+    """Normalised log-probabilities over the categories, exact (``-inf`` for a zero probability)."""
+    if isinstance(distribution, (OneHotCategorical, Bernoulli)):
+        return distribution._log_probs
+    if isinstance(distribution, HostOneHotCategorical):
+        distribution = distribution._categorical
+    if isinstance(distribution, HostBernoulli):
+        if "logits" in distribution.__dict__:
+            logits = distribution.logits
+            return torch.stack([logsigmoid(-logits), logsigmoid(logits)], dim=-1)
+        return torch.stack([safe_log(1 - distribution.probs), safe_log(distribution.probs)], dim=-1)
+    if "logits" in distribution.__dict__:
+        return distribution.logits
+    return safe_log(distribution.probs)
+
+
+def _kl_categorical(p, q):
+    return categorical_kl(_categorical_log_probs(p), _categorical_log_probs(q))
+
+
+for _p, _q in [
+    (OneHotCategorical, OneHotCategorical),
+    (OneHotCategorical, HostOneHotCategorical),
+    (HostOneHotCategorical, OneHotCategorical),
+    (OneHotCategorical, HostCategorical),
+    (HostCategorical, OneHotCategorical),
+    (Bernoulli, Bernoulli),
+    (Bernoulli, HostBernoulli),
+    (HostBernoulli, Bernoulli),
+]:
+    register_kl(_p, _q)(_kl_categorical)
