@@ -2,7 +2,9 @@
 
 For each shape B×K, each estimator's forward+backward (sample, then backpropagate a random
 cotangent) is timed in interleaved rounds against its reference (``redge`` 0.1.0 and ``reinmax``
-0.1.0); the claim is the ratio of medians, never an absolute time. Memory is the size of the
+0.1.0); the claim is the ratio of medians, never an absolute time. Where JAX is installed, the
+``numpyro_redge`` twin (jitted forward+backward, noise drawn inside) is timed in the same rounds
+against our PyTorch version (eager); target: JAX jitted ≤ PyTorch eager. Memory is the size of the
 tensors the autograd graph keeps for the backward pass (the activation memory that a training
 step holds), and on CUDA also the peak allocated memory of one forward+backward.
 
@@ -70,20 +72,42 @@ def peak_cuda_bytes(function, logits, cotangent):
     return torch.cuda.max_memory_allocated() - baseline
 
 
-def time_pair(ours, theirs, logits, cotangent, rounds, device):
-    """Median seconds of ours and theirs, timed in alternating rounds."""
-    times = {"ours": [], "theirs": []}
-    for function in (ours, theirs):
+def jax_forward_backward(name, logits, cotangent):
+    """A no-argument callable running the jitted JAX forward+backward of estimator ``name``, with
+    fresh noise at every call, blocking until the result is ready."""
+    import jax
+    import jax.numpy as jnp
+
+    import numpyro_redge
+
+    estimator = {
+        "StraightThrough": numpyro_redge.StraightThrough(),
+        "GumbelSoftmax": numpyro_redge.GumbelSoftmax(0.5),
+        "ReinMax": numpyro_redge.ReinMax(1.0),
+        "ReDGE": numpyro_redge.ReDGE(),
+        "ReDGE(cov)": numpyro_redge.ReDGE(variant="cov"),
+        "ReDGE(rein)": numpyro_redge.ReDGE(variant="rein"),
+    }[name]
+    x, g = jnp.asarray(logits.cpu().numpy()), jnp.asarray(cotangent.cpu().numpy())
+    step = jax.jit(jax.grad(lambda x, key: (estimator(key, x) * g).sum()))
+    keys = iter(jax.random.split(jax.random.PRNGKey(0), 10_000))
+    return lambda: step(x, next(keys)).block_until_ready()
+
+
+def time_functions(functions, rounds, device):
+    """Median seconds of each no-argument callable, timed in alternating rounds."""
+    times = {key: [] for key in functions}
+    for function in functions.values():
         for _ in range(3):
-            forward_backward(function, logits, cotangent)
+            function()
     for _ in range(rounds):
-        for key, function in (("ours", ours), ("theirs", theirs)):
+        for key, function in functions.items():
             synchronize(device)
             start = time.perf_counter()
-            forward_backward(function, logits, cotangent)
+            function()
             synchronize(device)
             times[key].append(time.perf_counter() - start)
-    return statistics.median(times["ours"]), statistics.median(times["theirs"])
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def main():
@@ -99,13 +123,28 @@ def main():
     header = f"{'estimator':14s} {'B×K':>10s} {'ours ms':>9s} {'ref ms':>9s} {'ratio':>7s} {'target':>7s} {'saved MB ours/ref':>18s}"
     if args.device.startswith("cuda"):
         header += f" {'peak MB ours/ref':>17s}"
+    try:
+        import jax
+
+        with_jax = args.device == "cpu" or jax.default_backend() == "gpu"
+    except ImportError:
+        with_jax = False
+    if with_jax:
+        header += f" {'jax ms':>8s} {'jax/torch':>9s}"
     print(header)
     failures = []
     for batch, categories in shapes:
         logits = torch.randn(batch, categories, device=args.device)
         cotangent = torch.randn(batch, categories, device=args.device)
         for name, (ours, theirs) in reference_functions().items():
-            mine, reference = time_pair(ours, theirs, logits, cotangent, rounds, args.device)
+            functions = {
+                "ours": lambda: forward_backward(ours, logits, cotangent),
+                "theirs": lambda: forward_backward(theirs, logits, cotangent),
+            }
+            if with_jax:
+                functions["jax"] = jax_forward_backward(name, logits, cotangent)
+            medians = time_functions(functions, rounds, args.device)
+            mine, reference = medians["ours"], medians["theirs"]
             ratio = mine / reference
             target = TARGETS.get(name)
             memory = (saved_bytes(ours, logits) / 2**20, saved_bytes(theirs, logits) / 2**20)
@@ -116,6 +155,11 @@ def main():
             if args.device.startswith("cuda"):
                 peak = (peak_cuda_bytes(ours, logits, cotangent), peak_cuda_bytes(theirs, logits, cotangent))
                 line += f" {peak[0] / 2**20:8.2f}/{peak[1] / 2**20:<8.2f}"
+            if with_jax:
+                jax_ratio = medians["jax"] / mine
+                line += f" {medians['jax'] * 1e3:8.3f} {jax_ratio:9.2f}"
+                if jax_ratio > 1.0:
+                    failures.append(f"JAX {name} at {batch}×{categories}: {jax_ratio:.2f}× our PyTorch eager")
             print(line, flush=True)
             if target is not None and ratio > target:
                 failures.append(f"{name} at {batch}×{categories}: ratio {ratio:.2f} > {target}")

@@ -28,8 +28,10 @@ def exact_posterior():
     return np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
 
 
-def demo(steps=500, particles=32, device="cpu"):
-    """Fit the demo model with Pyro's ``Trace_ELBO`` for each estimator: {name: (probs, seconds)}."""
+def demo(prior, log_likelihood, estimators, steps=500, particles=32, device="cpu"):
+    """Fit ``z ~ OneHotCategorical(prior)``, ``factor(z · log_likelihood)`` with Pyro's
+    ``Trace_ELBO`` for each estimator of ``estimators`` ({label: (class name, kwargs)});
+    return {label: (fitted probabilities, seconds)}."""
     import pyro
     import torch
     from pyro.infer import SVI, Trace_ELBO
@@ -37,10 +39,10 @@ def demo(steps=500, particles=32, device="cpu"):
     import pyro_redge
 
     pyro.enable_validation(True)
-    prior = torch.tensor(DEMO_PRIOR, dtype=torch.float64, device=device)
-    table = torch.tensor(DEMO_LOG_LIKELIHOOD, dtype=torch.float64, device=device)
+    prior = torch.tensor(prior, dtype=torch.float64, device=device)
+    table = torch.tensor(log_likelihood, dtype=torch.float64, device=device)
     results = {}
-    for label, (name, kwargs) in DEMO_ESTIMATORS.items():
+    for label, (name, kwargs) in estimators.items():
         estimator = getattr(pyro_redge, name)(**kwargs)
 
         def model():
@@ -78,14 +80,15 @@ def print_results(host, results):
 
 def _run_demo(args):
     steps = 150 if args.quick else 500
+    model = (DEMO_PRIOR, DEMO_LOG_LIKELIHOOD, DEMO_ESTIMATORS)
     ran = False
     if importlib.util.find_spec("pyro") is not None:
-        print_results("Pyro", demo(steps=steps, device=args.device))
+        print_results("Pyro", demo(*model, steps=steps, device=args.device))
         ran = True
     if importlib.util.find_spec("numpyro") is not None:
         from numpyro_redge.cli import demo as numpyro_demo
 
-        print_results("NumPyro", numpyro_demo(steps=steps))
+        print_results("NumPyro", numpyro_demo(*model, steps=steps))
         ran = True
     if not ran:
         sys.exit("redge demo needs Pyro or NumPyro: pip install 'pyro-redge[all]'")

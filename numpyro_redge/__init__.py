@@ -1,0 +1,22 @@
+"""Reparameterizable discrete distributions for NumPyro: hard samples, exact ``log_prob``, and
+pathwise gradients through the estimator of your choice (``jit``/``vmap``/``grad`` safe)."""
+
+from numpyro_redge import kl
+from numpyro_redge.distributions import Bernoulli, OneHotCategorical, RelaxedOneHotCategorical
+from numpyro_redge.estimators import Estimator, GumbelSoftmax, ReDGE, ReinMax, StraightThrough
+from numpyro_redge.kl import kl_divergence
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bernoulli",
+    "Estimator",
+    "GumbelSoftmax",
+    "OneHotCategorical",
+    "ReDGE",
+    "ReinMax",
+    "RelaxedOneHotCategorical",
+    "StraightThrough",
+    "kl",
+    "kl_divergence",
+]

@@ -1,0 +1,116 @@
+import jax
+import jax.numpy as jnp
+from numpyro.distributions import Distribution, constraints
+from numpyro.distributions.util import lazy_property
+
+from numpyro_redge._math import expected_log_prob, safe_log
+from numpyro_redge.distributions.util import (
+    check_estimator,
+    check_value,
+    reparameterized_one_hot,
+)
+from numpyro_redge.estimators import ReDGE
+
+
+class OneHotCategorical(Distribution):
+    r"""A one-hot categorical whose samples are reparameterized by a gradient estimator (NumPyro
+    has no ``OneHotCategorical`` of its own).
+
+    ``sample()`` returns *hard* one-hot vectors (bitwise 0 and 1) whose gradient with respect to
+    ``probs``/``logits`` is the estimator's surrogate, so ``Trace_ELBO`` optimizes a guide of this
+    class by pathwise gradients. ``log_prob`` is the exact pmf,
+
+    .. math:: \log p(z) = \sum_k z_k \log \pi_k ,
+
+    written multilinearly so that it is differentiable in the value as well as in the parameters.
+
+    The support declares ``is_discrete = False`` although the values are discrete: for NumPyro
+    that flag means "no pathwise gradient", which is exactly what the estimator provides, so SVI
+    runs without its discrete-latent warning (see :mod:`numpyro_redge.distributions.util`).
+
+    :param probs: event probabilities (summing to one over the last axis).
+    :param logits: event log-probabilities (unnormalised).
+    :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
+        :class:`~numpyro_redge.estimators.ReDGE` with its defaults. Static (pytree aux data).
+    """
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    reparametrized_params = ["probs", "logits"]
+    pytree_data_fields = ("probs", "logits")
+    pytree_aux_fields = ("estimator", "_parameterized_by_logits")
+    support = reparameterized_one_hot
+    has_enumerate_support = True
+
+    def __init__(self, probs=None, logits=None, estimator=ReDGE(), *, validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        self.estimator = check_estimator(estimator, type(self).__name__)
+        self._parameterized_by_logits = logits is not None
+        parameter = jnp.asarray(logits if self._parameterized_by_logits else probs)
+        if jnp.ndim(parameter) < 1:
+            name = "logits" if self._parameterized_by_logits else "probs"
+            raise ValueError(f"`{name}` must be at least one-dimensional, got shape {jnp.shape(parameter)}.")
+        if self._parameterized_by_logits:
+            self.logits = parameter
+        else:
+            self.probs = parameter
+        super().__init__(
+            batch_shape=jnp.shape(parameter)[:-1],
+            event_shape=jnp.shape(parameter)[-1:],
+            validate_args=validate_args,
+        )
+
+    @lazy_property
+    def logits(self):
+        return safe_log(self.probs)
+
+    @lazy_property
+    def probs(self):
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    @property
+    def _log_probs(self):
+        """Normalised log-probabilities, ``-inf`` (not a clamped finite value) where ``probs`` is 0."""
+        if self._parameterized_by_logits:
+            return jax.nn.log_softmax(self.logits, axis=-1)
+        return safe_log(self.probs)
+
+    def sample(self, key, sample_shape=()):
+        shape = tuple(sample_shape) + self.batch_shape + self.event_shape
+        return self.estimator(key, jnp.broadcast_to(self._log_probs, shape))
+
+    def log_prob(self, value):
+        check_value(self, value)
+        return expected_log_prob(value, self._log_probs)
+
+    def expand(self, batch_shape):
+        """The same class with broadcast parameters (not an ``ExpandedDistribution``), keeping the
+        estimator."""
+        shape = tuple(batch_shape) + self.event_shape
+        if self._parameterized_by_logits:
+            return type(self)(logits=jnp.broadcast_to(self.logits, shape), estimator=self.estimator, validate_args=False)
+        return type(self)(probs=jnp.broadcast_to(self.probs, shape), estimator=self.estimator, validate_args=False)
+
+    def enumerate_support(self, expand=True):
+        size = self.event_shape[0]
+        values = jnp.eye(size, dtype=jnp.result_type(self._log_probs)).reshape(
+            (size,) + (1,) * len(self.batch_shape) + (size,)
+        )
+        if expand:
+            values = jnp.broadcast_to(values, (size,) + self.batch_shape + (size,))
+        return values
+
+    @property
+    def mean(self):
+        return self.probs
+
+    @property
+    def variance(self):
+        return self.probs * (1 - self.probs)
+
+    def entropy(self):
+        log_probs = self._log_probs
+        return -expected_log_prob(jnp.exp(log_probs), log_probs)
+
+
+__all__ = ["OneHotCategorical"]

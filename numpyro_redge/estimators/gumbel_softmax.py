@@ -1,0 +1,61 @@
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from numpyro_redge._math import compute_dtype, one_hot, sample_gumbel, softmax_vjp
+from numpyro_redge.estimators.base import Estimator, check_positive, zero_cotangent
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _gumbel_softmax(logits, gumbel, temperature):
+    return _gumbel_softmax_forward(logits, gumbel, temperature)[0]
+
+
+def _gumbel_softmax_forward(logits, gumbel, temperature):
+    perturbed = logits.astype(compute_dtype(logits.dtype)) + gumbel
+    relaxed = jax.nn.softmax(perturbed / temperature, axis=-1)
+    sample = one_hot(jnp.argmax(perturbed, axis=-1, keepdims=True), logits)
+    return sample, (relaxed, gumbel)
+
+
+def _gumbel_softmax_backward(temperature, residuals, grad_sample):
+    relaxed, gumbel = residuals
+    grad = softmax_vjp(relaxed, grad_sample.astype(relaxed.dtype)) / temperature
+    return grad.astype(grad_sample.dtype), zero_cotangent(gumbel)
+
+
+_gumbel_softmax.defvjp(_gumbel_softmax_forward, _gumbel_softmax_backward)
+
+
+@dataclasses.dataclass(frozen=True)
+class GumbelSoftmax(Estimator):
+    r"""Straight-through Gumbel-softmax: the hard sample :math:`D = \mathrm{onehot}(\arg\max(\theta + G))`,
+    :math:`G` i.i.d. standard Gumbel, whose backward pass is that of the relaxed sample
+
+    .. math:: \frac{\partial D}{\partial \theta} \approx
+        \frac{\partial}{\partial \theta}\,\mathrm{softmax}\!\left(\frac{\theta + G}{\tau}\right).
+
+    The hard sample is exactly :math:`\mathrm{Cat}(\mathrm{softmax}\,\theta)`; the gradient is
+    biased, less so as :math:`\tau \to 0` at the price of variance.
+
+    :param float temperature: the relaxation temperature :math:`\tau > 0`.
+
+    **References**
+
+    [1] `Categorical Reparameterization with Gumbel-Softmax`, Eric Jang, Shixiang Gu, Ben Poole (2017)
+    [2] `The Concrete Distribution: A Continuous Relaxation of Discrete Random Variables`,
+        Chris J. Maddison, Andriy Mnih, Yee Whye Teh (2017)
+    """
+
+    temperature: float = 0.5
+
+    def __post_init__(self):
+        check_positive("temperature", self.temperature)
+
+    def sample_noise(self, key, logits):
+        return (sample_gumbel(key, jnp.shape(logits), self._noise_dtype(logits)),)
+
+    def apply(self, logits, gumbel):
+        return _gumbel_softmax(jnp.asarray(logits), gumbel, float(self.temperature))

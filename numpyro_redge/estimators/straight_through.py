@@ -1,0 +1,56 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from numpyro_redge._math import (
+    categorical_from_uniform,
+    compute_dtype,
+    one_hot,
+    sample_uniform,
+    softmax_vjp,
+)
+from numpyro_redge.estimators.base import Estimator, zero_cotangent
+
+
+@jax.custom_vjp
+def _straight_through(logits, uniform):
+    return _straight_through_forward(logits, uniform)[0]
+
+
+def _straight_through_forward(logits, uniform):
+    probs = jax.nn.softmax(logits.astype(compute_dtype(logits.dtype)), axis=-1)
+    return one_hot(categorical_from_uniform(probs, uniform), logits), (probs, uniform)
+
+
+def _straight_through_backward(residuals, grad_sample):
+    probs, uniform = residuals
+    grad = softmax_vjp(probs, grad_sample.astype(probs.dtype)).astype(grad_sample.dtype)
+    return grad, zero_cotangent(uniform)
+
+
+_straight_through.defvjp(_straight_through_forward, _straight_through_backward)
+
+
+@dataclasses.dataclass(frozen=True)
+class StraightThrough(Estimator):
+    r"""Straight-through estimator: a hard sample :math:`D \sim \mathrm{Cat}(\mathrm{softmax}\,\theta)`
+    whose backward pass is the Jacobian of the probabilities,
+
+    .. math:: \frac{\partial D}{\partial \theta} \approx J(\pi) = \mathrm{diag}(\pi) - \pi\pi^\top,
+        \qquad \pi = \mathrm{softmax}(\theta).
+
+    Unbiased for functions linear in :math:`D`; biased otherwise. The sample is drawn by inverse
+    CDF with one uniform per row (no Gumbel draw per category).
+
+    **References**
+
+    [1] `Estimating or Propagating Gradients Through Stochastic Neurons for Conditional
+        Computation`, Yoshua Bengio, Nicholas Léonard, Aaron Courville (2013)
+    """
+
+    def sample_noise(self, key, logits):
+        return (sample_uniform(key, logits, self._noise_dtype(logits)),)
+
+    def apply(self, logits, uniform):
+        return _straight_through(jnp.asarray(logits), uniform)
