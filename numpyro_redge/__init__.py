@@ -2,7 +2,16 @@
 pathwise gradients through the estimator of your choice (``jit``/``vmap``/``grad`` safe)."""
 
 from numpyro_redge import kl
-from numpyro_redge.distributions import Bernoulli, OneHotCategorical, RelaxedOneHotCategorical
+from numpyro_redge.distributions import (
+    Bernoulli,
+    Binomial,
+    Geometric,
+    NegativeBinomial,
+    OneHotCategorical,
+    Poisson,
+    Relaxed,
+    RelaxedOneHotCategorical,
+)
 from numpyro_redge.estimators import Estimator, GumbelSoftmax, ReDGE, ReinMax, StraightThrough
 from numpyro_redge.kl import kl_divergence
 
@@ -10,11 +19,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Bernoulli",
+    "Binomial",
     "Estimator",
+    "Geometric",
     "GumbelSoftmax",
+    "NegativeBinomial",
     "OneHotCategorical",
+    "Poisson",
     "ReDGE",
     "ReinMax",
+    "Relaxed",
     "RelaxedOneHotCategorical",
     "StraightThrough",
     "kl",

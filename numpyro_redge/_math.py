@@ -119,3 +119,35 @@ def categorical_kl(log_p, log_q):
     impossible = log_p == -jnp.inf
     difference = jnp.where(impossible, 0.0, log_p - jnp.where(impossible, 0.0, log_q))
     return (p * difference).sum(-1)
+
+
+def upper_tail_mass(log_pmf):
+    r"""``P(N > k)`` for each grid point ``k`` on the last axis, from the log-pmf on the whole
+    grid: :math:`-\mathrm{expm1}(\log \mathrm{CDF}(k))`, in float64 (numpy, on the host) so that
+    tails down to ~1e-13 are resolved."""
+    log_pmf = np.asarray(log_pmf, np.float64)
+    return -np.expm1(np.logaddexp.accumulate(log_pmf, axis=-1))
+
+
+def truncation_point(log_pmf_on, lower, tail_mass, guess, upper_limit=None):
+    """The smallest ``K ≥ lower`` whose upper tail ``P(N > K)`` is below ``tail_mass`` for every
+    batch element.
+
+    ``log_pmf_on(values)`` returns the log-pmf (``-inf`` off the support) on a 1-D grid of
+    values, with the grid on the last axis. The grid starts at ``lower`` and ends at ``guess``,
+    and doubles until the tail condition holds (or reaches ``upper_limit``, the end of a finite
+    support): the work is ``batch × K`` up to the constant of the guess. ``K`` is a shape, so
+    this runs on concrete values, outside ``jit``.
+    """
+    end = max(int(guess), lower + 1)
+    while True:
+        if upper_limit is not None:
+            end = min(end, int(upper_limit))
+        values = np.arange(lower, end + 1, dtype=np.float64)
+        tail = upper_tail_mass(log_pmf_on(values))
+        small = (tail < tail_mass).reshape(-1, tail.shape[-1]).all(0)
+        if small.any():
+            return lower + int(small.argmax())
+        if upper_limit is not None and end >= upper_limit:
+            return int(upper_limit)
+        end = 2 * end + 1

@@ -4,11 +4,12 @@ that ``TraceMeanField_ELBO`` uses them analytically."""
 
 import jax
 import jax.numpy as jnp
+import numpyro.distributions as host
 from numpyro.distributions import BernoulliLogits, BernoulliProbs, CategoricalLogits, CategoricalProbs
 from numpyro.distributions.kl import kl_divergence
 
 from numpyro_redge._math import categorical_kl, safe_log
-from numpyro_redge.distributions import Bernoulli, OneHotCategorical
+from numpyro_redge.distributions import Bernoulli, OneHotCategorical, Relaxed
 
 __all__ = ["kl_divergence"]
 
@@ -30,6 +31,36 @@ def _categorical_log_probs(distribution):
 def _kl_categorical(p, q):
     return categorical_kl(_categorical_log_probs(p), _categorical_log_probs(q))
 
+
+def _count_log_pmf_on(distribution, values):
+    """Log-pmf on a grid of counts (grid on the last axis), ``-inf`` off the support."""
+    if isinstance(distribution, Relaxed):
+        return distribution.log_prob_on_grid(values)
+    return Relaxed(distribution)._grid_log_pmf(values)
+
+
+def _kl_counts(p, q):
+    r"""Exact :math:`\sum_k p(k) \log(p(k)/q(k))` over the support of ``p``: ours is truncated,
+    so the sum is exact; a host count distribution is summed up to where its upper tail drops
+    below ``Relaxed``'s default ``tail_mass`` (1e-6), exact to that dropped mass."""
+    relaxed_p = p if isinstance(p, Relaxed) else Relaxed(p)
+    values, _ = relaxed_p._support_and_log_pmf()
+    return categorical_kl(_count_log_pmf_on(p, values), _count_log_pmf_on(q, values))
+
+
+# NumPyro's NegativeBinomialProbs/Logits are GammaPoisson subclasses.
+_HOST_COUNTS = (
+    host.Poisson,
+    host.BinomialProbs,
+    host.BinomialLogits,
+    host.GeometricProbs,
+    host.GeometricLogits,
+    host.GammaPoisson,
+)
+kl_divergence.register(Relaxed, Relaxed)(_kl_counts)
+for _host in _HOST_COUNTS:
+    kl_divergence.register(Relaxed, _host)(_kl_counts)
+    kl_divergence.register(_host, Relaxed)(_kl_counts)
 
 for _p, _q in [
     (OneHotCategorical, OneHotCategorical),

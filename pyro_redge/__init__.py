@@ -2,7 +2,15 @@
 pathwise gradients through the estimator of your choice."""
 
 from pyro_redge import kl
-from pyro_redge.distributions import Bernoulli, OneHotCategorical
+from pyro_redge.distributions import (
+    Bernoulli,
+    Binomial,
+    Geometric,
+    NegativeBinomial,
+    OneHotCategorical,
+    Poisson,
+    Relaxed,
+)
 from pyro_redge.estimators import Estimator, GumbelSoftmax, ReDGE, ReinMax, StraightThrough
 from pyro_redge.kl import kl_divergence
 
@@ -10,11 +18,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Bernoulli",
+    "Binomial",
     "Estimator",
+    "Geometric",
     "GumbelSoftmax",
+    "NegativeBinomial",
     "OneHotCategorical",
+    "Poisson",
     "ReDGE",
     "ReinMax",
+    "Relaxed",
     "StraightThrough",
     "kl",
     "kl_divergence",

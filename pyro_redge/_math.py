@@ -119,3 +119,34 @@ def categorical_kl(log_p, log_q):
     p = log_p.exp()
     difference = torch.where(log_p == -torch.inf, 0.0, log_p - log_q)
     return (p * difference).sum(-1)
+
+
+def upper_tail_mass(log_pmf):
+    r"""``P(N > k)`` for each grid point ``k`` on the last axis, from the log-pmf on the whole
+    grid: :math:`-\mathrm{expm1}(\log \mathrm{CDF}(k))`, in float64 so that tails down to
+    ~1e-13 are resolved."""
+    return -torch.expm1(torch.logcumsumexp(log_pmf.double(), dim=-1))
+
+
+def truncation_point(log_pmf_on, lower, tail_mass, guess, upper_limit=None):
+    """The smallest ``K ≥ lower`` whose upper tail ``P(N > K)`` is below ``tail_mass`` for every
+    batch element.
+
+    ``log_pmf_on(values)`` returns the log-pmf (``-inf`` off the support) on a 1-D grid of
+    values, with the grid on the last axis. The grid starts at ``lower`` and ends at ``guess``,
+    and doubles until the tail condition holds (or reaches ``upper_limit``, the end of a finite
+    support): the work is ``batch × K`` up to the constant of the guess. One host
+    synchronisation: ``K`` is a shape.
+    """
+    end = max(int(guess), lower + 1)
+    while True:
+        if upper_limit is not None:
+            end = min(end, int(upper_limit))
+        values = torch.arange(lower, end + 1, dtype=torch.float64)
+        tail = upper_tail_mass(log_pmf_on(values))
+        small = (tail < tail_mass).reshape(-1, tail.shape[-1]).all(0)
+        if bool(small.any()):
+            return lower + int(small.int().argmax())
+        if upper_limit is not None and end >= upper_limit:
+            return int(upper_limit)
+        end = 2 * end + 1

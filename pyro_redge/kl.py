@@ -10,7 +10,7 @@ from torch.distributions import kl_divergence, register_kl
 from torch.nn.functional import logsigmoid
 
 from pyro_redge._math import categorical_kl, safe_log
-from pyro_redge.distributions import Bernoulli, OneHotCategorical
+from pyro_redge.distributions import Bernoulli, OneHotCategorical, Relaxed
 
 __all__ = ["kl_divergence"]
 
@@ -34,6 +34,33 @@ def _categorical_log_probs(distribution):
 def _kl_categorical(p, q):
     return categorical_kl(_categorical_log_probs(p), _categorical_log_probs(q))
 
+
+def _count_log_pmf_on(distribution, values):
+    """Log-pmf on a grid of counts (grid on the last axis), ``-inf`` off the support."""
+    if isinstance(distribution, Relaxed):
+        return distribution.log_prob_on_grid(values)
+    return Relaxed(distribution)._grid_log_pmf(values)
+
+
+def _kl_counts(p, q):
+    r"""Exact :math:`\sum_k p(k) \log(p(k)/q(k))` over the support of ``p``: ours is truncated,
+    so the sum is exact; a host count distribution is summed up to where its upper tail drops
+    below ``Relaxed``'s default ``tail_mass`` (1e-6), exact to that dropped mass."""
+    relaxed_p = p if isinstance(p, Relaxed) else Relaxed(p)
+    values, _ = relaxed_p._support_and_log_pmf()
+    return categorical_kl(_count_log_pmf_on(p, values), _count_log_pmf_on(q, values))
+
+
+_HOST_COUNTS = (
+    torch.distributions.Poisson,
+    torch.distributions.Binomial,
+    torch.distributions.Geometric,
+    torch.distributions.NegativeBinomial,
+)
+register_kl(Relaxed, Relaxed)(_kl_counts)
+for _host in _HOST_COUNTS:
+    register_kl(Relaxed, _host)(_kl_counts)
+    register_kl(_host, Relaxed)(_kl_counts)
 
 for _p, _q in [
     (OneHotCategorical, OneHotCategorical),

@@ -1,5 +1,16 @@
 from numpyro_redge.distributions.bernoulli import Bernoulli
+from numpyro_redge.distributions.counts import Binomial, Geometric, NegativeBinomial, Poisson
 from numpyro_redge.distributions.one_hot_categorical import OneHotCategorical
+from numpyro_redge.distributions.relaxed import Relaxed
 from numpyro_redge.distributions.relaxed_one_hot_categorical import RelaxedOneHotCategorical
 
-__all__ = ["Bernoulli", "OneHotCategorical", "RelaxedOneHotCategorical"]
+__all__ = [
+    "Bernoulli",
+    "Binomial",
+    "Geometric",
+    "NegativeBinomial",
+    "OneHotCategorical",
+    "Poisson",
+    "Relaxed",
+    "RelaxedOneHotCategorical",
+]

@@ -1,4 +1,14 @@
 from pyro_redge.distributions.bernoulli import Bernoulli
+from pyro_redge.distributions.counts import Binomial, Geometric, NegativeBinomial, Poisson
 from pyro_redge.distributions.one_hot_categorical import OneHotCategorical
+from pyro_redge.distributions.relaxed import Relaxed
 
-__all__ = ["Bernoulli", "OneHotCategorical"]
+__all__ = [
+    "Bernoulli",
+    "Binomial",
+    "Geometric",
+    "NegativeBinomial",
+    "OneHotCategorical",
+    "Poisson",
+    "Relaxed",
+]
