@@ -6,28 +6,46 @@ from numpyro_redge.distributions import (
     Bernoulli,
     Binomial,
     Geometric,
+    KSubset,
     NegativeBinomial,
     OneHotCategorical,
     Poisson,
     Relaxed,
     RelaxedOneHotCategorical,
 )
-from numpyro_redge.estimators import Estimator, GumbelSoftmax, ReDGE, ReinMax, StraightThrough
+from numpyro_redge.estimators import (
+    AIMLE,
+    IMLE,
+    AIMLEState,
+    Estimator,
+    GumbelSoftmax,
+    MarginalStraightThrough,
+    ReDGE,
+    ReinMax,
+    StraightThrough,
+)
+from numpyro_redge.infer import RelaxReparam
 from numpyro_redge.kl import kl_divergence
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AIMLE",
+    "AIMLEState",
     "Bernoulli",
     "Binomial",
     "Estimator",
     "Geometric",
     "GumbelSoftmax",
+    "IMLE",
+    "KSubset",
+    "MarginalStraightThrough",
     "NegativeBinomial",
     "OneHotCategorical",
     "Poisson",
     "ReDGE",
     "ReinMax",
+    "RelaxReparam",
     "Relaxed",
     "RelaxedOneHotCategorical",
     "StraightThrough",

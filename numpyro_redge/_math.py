@@ -151,3 +151,65 @@ def truncation_point(log_pmf_on, lower, tail_mass, guess, upper_limit=None):
         if upper_limit is not None and end >= upper_limit:
             return int(upper_limit)
         end = 2 * end + 1
+
+
+def log_elementary_symmetric_table(logits, k):
+    r"""The table :math:`E_{i,j} = \log e_j(e^{\theta_1}, \dots, e^{\theta_i})` for
+    :math:`i = 0..n`, :math:`j = 0..k`, by the O(n·k) log-space recursion
+
+    .. math:: E_{i,j} = \mathrm{logaddexp}(E_{i-1,j},\; E_{i-1,j-1} + \theta_i),
+        \qquad E_{0,0} = 0,
+
+    as a ``lax.scan`` over the items; stable for logits of any magnitude. Shape
+    ``(n + 1, ..., k + 1)`` with the batch in the middle; :math:`E_{i,j} = -\infty` for
+    :math:`j > i`. Inside the scan the impossible entries hold half the dtype's lowest finite value
+    (their exponential is exactly 0) so that the recursion stays twice differentiable.
+    """
+    impossible = jnp.finfo(logits.dtype).min / 2
+    batch = logits.shape[:-1]
+    first = jnp.concatenate(
+        [jnp.zeros(batch + (1,), logits.dtype), jnp.full(batch + (k,), impossible, logits.dtype)], axis=-1
+    )
+
+    def step(row, item):
+        shifted = jnp.concatenate([jnp.full(batch + (1,), impossible, logits.dtype), row[..., :-1] + item[..., None]], axis=-1)
+        row = jnp.logaddexp(row, shifted)
+        return row, row
+
+    _, rows = jax.lax.scan(step, first, jnp.moveaxis(logits, -1, 0))
+    table = jnp.concatenate([first[None], rows], axis=0)
+    possible = jnp.arange(k + 1) <= jnp.arange(logits.shape[-1] + 1).reshape((-1,) + (1,) * (len(batch) + 1))
+    return jnp.where(possible, table, -jnp.inf)
+
+
+def log_elementary_symmetric(logits, k):
+    r""":math:`\log e_k(e^{\theta})` over the last axis: the log-partition function of the k-subset
+    family :math:`p(z) \propto \exp\langle z, \theta \rangle`."""
+    return log_elementary_symmetric_table(logits, k)[-1][..., k]
+
+
+def subset_from_uniform(logits, k, uniform):
+    r"""An exact draw of a k-subset of :math:`p(z) \propto \exp\langle z, \theta\rangle`, as a k-hot
+    vector, by walking the recursion's table backwards: item :math:`i` is taken with probability
+    :math:`\exp(\theta_i + E_{i-1,j-1} - E_{i,j})` given that :math:`j` items remain to take.
+    ``uniform`` has the shape of ``logits`` (one uniform per item)."""
+    logits = jax.lax.stop_gradient(logits)
+    table = log_elementary_symmetric_table(logits, k)
+    n = logits.shape[-1]
+
+    def step(remaining, i):
+        current = jnp.take_along_axis(table[i], remaining[..., None], axis=-1)[..., 0]
+        previous = jnp.take_along_axis(table[i - 1], jnp.maximum(remaining - 1, 0)[..., None], axis=-1)[..., 0]
+        log_take = logits[..., i - 1] + previous - current
+        take = (remaining > 0) & (jnp.log(uniform[..., i - 1]) < log_take)
+        return remaining - take.astype(remaining.dtype), take
+
+    remaining = jnp.full(logits.shape[:-1], k, dtype=jnp.int32)
+    _, taken = jax.lax.scan(step, remaining, jnp.arange(n, 0, -1))
+    return jnp.moveaxis(taken[::-1], 0, -1).astype(logits.dtype)
+
+
+def top_k_one_hot(scores, k):
+    """The k-hot vector of the ``k`` largest scores on the last axis (the MAP of a k-subset)."""
+    _, indices = jax.lax.top_k(scores, k)
+    return jax.nn.one_hot(indices, scores.shape[-1], dtype=scores.dtype).sum(-2)

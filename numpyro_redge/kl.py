@@ -9,7 +9,7 @@ from numpyro.distributions import BernoulliLogits, BernoulliProbs, CategoricalLo
 from numpyro.distributions.kl import kl_divergence
 
 from numpyro_redge._math import categorical_kl, safe_log
-from numpyro_redge.distributions import Bernoulli, OneHotCategorical, Relaxed
+from numpyro_redge.distributions import Bernoulli, KSubset, OneHotCategorical, Relaxed
 
 __all__ = ["kl_divergence"]
 
@@ -46,6 +46,15 @@ def _kl_counts(p, q):
     relaxed_p = p if isinstance(p, Relaxed) else Relaxed(p)
     values, _ = relaxed_p._support_and_log_pmf()
     return categorical_kl(_count_log_pmf_on(p, values), _count_log_pmf_on(q, values))
+
+
+@kl_divergence.register(KSubset, KSubset)
+def _kl_k_subset(p, q):
+    r"""Exact, through the marginals: :math:`\langle \mu_p, \theta_p - \theta_q\rangle
+    - \log e_k(\theta_p) + \log e_k(\theta_q)`."""
+    if p.k != q.k or p.event_shape != q.event_shape:
+        raise ValueError(f"KL between k-subset distributions needs the same n and k, got {p.event_shape[0]}, {p.k} and {q.event_shape[0]}, {q.k}")
+    return (p.marginals * (p.logits - q.logits)).sum(-1) - p.log_normalizer + q.log_normalizer
 
 
 # NumPyro's NegativeBinomialProbs/Logits are GammaPoisson subclasses.

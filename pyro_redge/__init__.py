@@ -6,27 +6,45 @@ from pyro_redge.distributions import (
     Bernoulli,
     Binomial,
     Geometric,
+    KSubset,
     NegativeBinomial,
     OneHotCategorical,
     Poisson,
     Relaxed,
 )
-from pyro_redge.estimators import Estimator, GumbelSoftmax, ReDGE, ReinMax, StraightThrough
+from pyro_redge.estimators import (
+    AIMLE,
+    IMLE,
+    AIMLEState,
+    Estimator,
+    GumbelSoftmax,
+    MarginalStraightThrough,
+    ReDGE,
+    ReinMax,
+    StraightThrough,
+)
+from pyro_redge.infer import RelaxReparam
 from pyro_redge.kl import kl_divergence
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AIMLE",
+    "AIMLEState",
     "Bernoulli",
     "Binomial",
     "Estimator",
     "Geometric",
     "GumbelSoftmax",
+    "IMLE",
+    "KSubset",
+    "MarginalStraightThrough",
     "NegativeBinomial",
     "OneHotCategorical",
     "Poisson",
     "ReDGE",
     "ReinMax",
+    "RelaxReparam",
     "Relaxed",
     "StraightThrough",
     "kl",

@@ -150,3 +150,60 @@ def truncation_point(log_pmf_on, lower, tail_mass, guess, upper_limit=None):
         if upper_limit is not None and end >= upper_limit:
             return int(upper_limit)
         end = 2 * end + 1
+
+
+def log_elementary_symmetric_table(logits, k):
+    r"""The table :math:`E_{i,j} = \log e_j(e^{\theta_1}, \dots, e^{\theta_i})` for
+    :math:`i = 0..n`, :math:`j = 0..k`, by the O(n·k) log-space recursion
+
+    .. math:: E_{i,j} = \mathrm{logaddexp}(E_{i-1,j},\; E_{i-1,j-1} + \theta_i),
+        \qquad E_{i,0} = 0,\ E_{i,i} = E_{i-1,i-1} + \theta_i,
+
+    stable for logits of any magnitude (no exponential is formed). Shape ``(n + 1, ..., k + 1)``
+    with the batch in the middle; :math:`E_{i,j} = -\infty` for :math:`j > i`. Only the possible
+    entries are ever combined, so the table is differentiable twice without NaN (``logaddexp``
+    with an infinite operand has NaN second derivatives).
+    """
+    row = torch.zeros(logits.shape[:-1] + (1,), dtype=logits.dtype, device=logits.device)
+    rows = [row]
+    for i in range(logits.shape[-1]):
+        item = logits[..., i : i + 1]
+        middle = torch.logaddexp(row[..., 1:], row[..., :-1] + item)
+        parts = [row[..., :1], middle] + ([row[..., -1:] + item] if row.shape[-1] <= k else [])
+        row = torch.cat(parts, dim=-1)
+        rows.append(row)
+    width = k + 1
+    return torch.stack(
+        [torch.nn.functional.pad(r, (0, width - r.shape[-1]), value=-torch.inf) for r in rows]
+    )
+
+
+def log_elementary_symmetric(logits, k):
+    r""":math:`\log e_k(e^{\theta})` over the last axis: the log-partition function of the k-subset
+    family :math:`p(z) \propto \exp\langle z, \theta \rangle`."""
+    return log_elementary_symmetric_table(logits, k)[-1][..., k]
+
+
+def subset_from_uniform(logits, k, uniform):
+    r"""An exact draw of a k-subset of :math:`p(z) \propto \exp\langle z, \theta\rangle`, as a k-hot
+    vector, by walking the recursion's table backwards: item :math:`i` is taken with probability
+    :math:`\exp(\theta_i + E_{i-1,j-1} - E_{i,j})` given that :math:`j` items remain to take.
+    ``uniform`` has the shape of ``logits`` (one uniform per item)."""
+    with torch.no_grad():
+        table = log_elementary_symmetric_table(logits, k)
+        n = logits.shape[-1]
+        remaining = torch.full(logits.shape[:-1] + (1,), k, dtype=torch.long, device=logits.device)
+        sample = torch.zeros_like(logits)
+        for i in range(n, 0, -1):
+            current = table[i].gather(-1, remaining)
+            previous = table[i - 1].gather(-1, (remaining - 1).clamp(min=0))
+            log_take = logits[..., i - 1 : i] + previous - current
+            take = (remaining > 0) & (uniform[..., i - 1 : i].log() < log_take)
+            sample[..., i - 1 : i] = take.to(sample.dtype)
+            remaining = remaining - take.long()
+        return sample
+
+
+def top_k_one_hot(scores, k):
+    """The k-hot vector of the ``k`` largest scores on the last axis (the MAP of a k-subset)."""
+    return torch.zeros_like(scores).scatter_(-1, scores.topk(k, dim=-1).indices, 1.0)

@@ -95,11 +95,13 @@ def _run_demo(args):
 
 
 def _run_bench(args):
-    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "estimator_speed.py"
-    if not script.exists():
-        sys.exit("redge bench runs benchmarks/estimator_speed.py of a source checkout (pip install -e .)")
-    sys.argv = [str(script)] + (["--quick"] if args.quick else []) + ["--device", args.device]
-    runpy.run_path(str(script), run_name="__main__")
+    folder = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+    if not (folder / "estimator_speed.py").exists():
+        sys.exit("redge bench runs the scripts in benchmarks/ of a source checkout (pip install -e .)")
+    for name, extra in [("estimator_speed.py", ["--device", args.device]), ("count_scaling.py", [])]:
+        print(f"\n== benchmarks/{name}")
+        sys.argv = [str(folder / name)] + (["--quick"] if args.quick else []) + extra
+        runpy.run_path(str(folder / name), run_name="__main__")
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 from numpyro_redge.distributions.bernoulli import Bernoulli
 from numpyro_redge.distributions.counts import Binomial, Geometric, NegativeBinomial, Poisson
+from numpyro_redge.distributions.k_subset import KSubset
 from numpyro_redge.distributions.one_hot_categorical import OneHotCategorical
 from numpyro_redge.distributions.relaxed import Relaxed
 from numpyro_redge.distributions.relaxed_one_hot_categorical import RelaxedOneHotCategorical
@@ -8,6 +9,7 @@ __all__ = [
     "Bernoulli",
     "Binomial",
     "Geometric",
+    "KSubset",
     "NegativeBinomial",
     "OneHotCategorical",
     "Poisson",

@@ -5,11 +5,31 @@ import jax
 import numpyro.distributions as host
 from jax.scipy.special import gammaln, xlog1py, xlogy
 
-from numpyro_redge.distributions.relaxed import Relaxed
+from numpyro_redge.distributions.relaxed import Relaxed, unexpanded
 from numpyro_redge.estimators import ReDGE
 
 
-class Poisson(Relaxed):
+class _HostParameters:
+    """The host distribution's parameters, read through (each class has those of its host)."""
+
+    @property
+    def rate(self):
+        return unexpanded(self.base).rate
+
+    @property
+    def total_count(self):
+        return unexpanded(self.base).total_count
+
+    @property
+    def probs(self):
+        return unexpanded(self.base).probs
+
+    @property
+    def logits(self):
+        return unexpanded(self.base).logits
+
+
+class Poisson(_HostParameters, Relaxed):
     r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`Relaxed`),
 
     .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{0, \dots, K\}.
@@ -21,12 +41,8 @@ class Poisson(Relaxed):
         base = host.Poisson(rate, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
-    @property
-    def rate(self):
-        return self.base.rate
 
-
-class Binomial(Relaxed):
+class Binomial(_HostParameters, Relaxed):
     r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n` (see :class:`Relaxed`),
 
     .. math:: p(k) \propto \binom{n}{k} p^k (1 - p)^{n - k}.
@@ -42,20 +58,8 @@ class Binomial(Relaxed):
         base = host.Binomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
-    @property
-    def total_count(self):
-        return self.base.total_count
 
-    @property
-    def probs(self):
-        return self.base.probs
-
-    @property
-    def logits(self):
-        return self.base.logits
-
-
-class Geometric(Relaxed):
+class Geometric(_HostParameters, Relaxed):
     r"""The number of failures before the first success, reparameterized on :math:`\{0, \dots, K\}`
     (see :class:`Relaxed`),
 
@@ -69,16 +73,8 @@ class Geometric(Relaxed):
         base = host.Geometric(probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
-    @property
-    def probs(self):
-        return self.base.probs
 
-    @property
-    def logits(self):
-        return self.base.logits
-
-
-class NegativeBinomial(Relaxed):
+class NegativeBinomial(_HostParameters, Relaxed):
     r"""The number of successes before ``total_count`` failures, reparameterized on
     :math:`\{0, \dots, K\}` (see :class:`Relaxed`),
 
@@ -95,24 +91,13 @@ class NegativeBinomial(Relaxed):
         base = host.NegativeBinomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
-    @property
-    def total_count(self):
-        return self.base.total_count
-
-    @property
-    def probs(self):
-        return self.base.probs
-
-    @property
-    def logits(self):
-        return self.base.logits
-
     def _base_log_prob(self, value):
         # NumPyro's GammaPoisson.log_prob (through betaln) loses ~1e-6 relative accuracy at counts
         # of ~10³ even in float64; this is the same pmf by log-gamma, accurate to ~1e-12.
-        r = self.base.total_count
-        if "logits" in self.base.__dict__:
-            log_terms = value * jax.nn.log_sigmoid(self.base.logits) + r * jax.nn.log_sigmoid(-self.base.logits)
+        base = unexpanded(self.base)
+        r = base.total_count
+        if "logits" in base.__dict__:
+            log_terms = value * jax.nn.log_sigmoid(base.logits) + r * jax.nn.log_sigmoid(-base.logits)
         else:
-            log_terms = xlogy(value, self.base.probs) + xlog1py(r, -self.base.probs)
+            log_terms = xlogy(value, base.probs) + xlog1py(r, -base.probs)
         return gammaln(value + r) - gammaln(value + 1) - gammaln(r) + log_terms

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
-from numpyro.distributions import Distribution, constraints
+from numpyro.distributions import Distribution, ExpandedDistribution, constraints
 
 from numpyro_redge._math import truncation_point, upper_tail_mass
 from numpyro_redge.distributions.util import check_estimator, check_value
@@ -30,6 +30,14 @@ def support_bounds(support):
         "base must have an integer support (nonnegative_integer, integer_interval, boolean or "
         f"integer_greater_than), got {support}"
     )
+
+
+def unexpanded(base):
+    """The host distribution under NumPyro's ``ExpandedDistribution`` wrappers (its parameters
+    broadcast against the expanded batch shape)."""
+    while isinstance(base, ExpandedDistribution):
+        base = base.base_dist
+    return base
 
 
 def _concrete(tree, owner):
@@ -122,7 +130,7 @@ class Relaxed(Distribution):
 
     def _base_log_prob(self, value):
         """The base's log-pmf at ``value``, without validation (the grid leaves the support)."""
-        unvalidated = copy.copy(self.base)
+        unvalidated = copy.copy(unexpanded(self.base))
         unvalidated._validate_args = False
         return unvalidated.log_prob(value)
 

@@ -1,7 +1,20 @@
+from numpyro_redge.estimators.aimle import AIMLE, AIMLEState
 from numpyro_redge.estimators.base import Estimator
 from numpyro_redge.estimators.gumbel_softmax import GumbelSoftmax
+from numpyro_redge.estimators.imle import IMLE
+from numpyro_redge.estimators.marginal_straight_through import MarginalStraightThrough
 from numpyro_redge.estimators.redge import ReDGE
 from numpyro_redge.estimators.reinmax import ReinMax
 from numpyro_redge.estimators.straight_through import StraightThrough
 
-__all__ = ["Estimator", "GumbelSoftmax", "ReDGE", "ReinMax", "StraightThrough"]
+__all__ = [
+    "AIMLE",
+    "AIMLEState",
+    "Estimator",
+    "GumbelSoftmax",
+    "IMLE",
+    "MarginalStraightThrough",
+    "ReDGE",
+    "ReinMax",
+    "StraightThrough",
+]

@@ -1,5 +1,6 @@
 from pyro_redge.distributions.bernoulli import Bernoulli
 from pyro_redge.distributions.counts import Binomial, Geometric, NegativeBinomial, Poisson
+from pyro_redge.distributions.k_subset import KSubset
 from pyro_redge.distributions.one_hot_categorical import OneHotCategorical
 from pyro_redge.distributions.relaxed import Relaxed
 
@@ -7,6 +8,7 @@ __all__ = [
     "Bernoulli",
     "Binomial",
     "Geometric",
+    "KSubset",
     "NegativeBinomial",
     "OneHotCategorical",
     "Poisson",

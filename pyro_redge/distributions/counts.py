@@ -7,7 +7,27 @@ from pyro_redge.distributions.relaxed import Relaxed
 from pyro_redge.estimators import ReDGE
 
 
-class Poisson(Relaxed):
+class _HostParameters:
+    """The host distribution's parameters, read through (each class has those of its host)."""
+
+    @property
+    def rate(self):
+        return self.base.rate
+
+    @property
+    def total_count(self):
+        return self.base.total_count
+
+    @property
+    def probs(self):
+        return self.base.probs
+
+    @property
+    def logits(self):
+        return self.base.logits
+
+
+class Poisson(_HostParameters, Relaxed):
     r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`Relaxed`),
 
     .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{0, \dots, K\}.
@@ -24,12 +44,8 @@ class Poisson(Relaxed):
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Poisson, _instance))
 
-    @property
-    def rate(self):
-        return self.base.rate
 
-
-class Binomial(Relaxed):
+class Binomial(_HostParameters, Relaxed):
     r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n` (see :class:`Relaxed`),
 
     .. math:: p(k) \propto \binom{n}{k} p^k (1 - p)^{n - k}.
@@ -50,20 +66,8 @@ class Binomial(Relaxed):
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Binomial, _instance))
 
-    @property
-    def total_count(self):
-        return self.base.total_count
 
-    @property
-    def probs(self):
-        return self.base.probs
-
-    @property
-    def logits(self):
-        return self.base.logits
-
-
-class Geometric(Relaxed):
+class Geometric(_HostParameters, Relaxed):
     r"""The number of failures before the first success, reparameterized on :math:`\{0, \dots, K\}`
     (see :class:`Relaxed`),
 
@@ -82,16 +86,8 @@ class Geometric(Relaxed):
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Geometric, _instance))
 
-    @property
-    def probs(self):
-        return self.base.probs
 
-    @property
-    def logits(self):
-        return self.base.logits
-
-
-class NegativeBinomial(Relaxed):
+class NegativeBinomial(_HostParameters, Relaxed):
     r"""The number of successes before ``total_count`` failures, reparameterized on
     :math:`\{0, \dots, K\}` (see :class:`Relaxed`),
 
@@ -113,14 +109,4 @@ class NegativeBinomial(Relaxed):
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(NegativeBinomial, _instance))
 
-    @property
-    def total_count(self):
-        return self.base.total_count
 
-    @property
-    def probs(self):
-        return self.base.probs
-
-    @property
-    def logits(self):
-        return self.base.logits

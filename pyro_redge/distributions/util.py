@@ -9,8 +9,14 @@ def check_estimator(estimator, distribution_name):
     if not isinstance(estimator, Estimator):
         raise ValueError(
             f"estimator of {distribution_name} must be an instance of "
-            f"pyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, ReinMax, ReDGE), "
+            f"pyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, ReinMax, ReDGE, IMLE, AIMLE, MarginalStraightThrough), "
             f"got {estimator!r}"
+        )
+    if not estimator.one_sample_per_call:
+        raise ValueError(
+            f"estimator of {distribution_name} must return one sample per call, but "
+            f"{estimator!r} returns a leading axis of samples: use samples=1 in a distribution "
+            "(or the estimator's functional form)"
         )
     return estimator
 

@@ -18,8 +18,31 @@ class Estimator:
     tests feed the same noise to this backend, to the JAX one and to the reference packages.
     """
 
+    #: Whether :meth:`sample_subset` is defined (k-subsets by top-k); see :class:`~pyro_redge.KSubset`.
+    supports_subsets = False
+    #: Whether a call returns one sample per logits row (a distribution needs that).
+    one_sample_per_call = True
+
     def __call__(self, logits):
         return self.apply(logits, *self.sample_noise(logits))
+
+    def sample_subset(self, logits, k):
+        """A hard k-hot sample over the last axis, with the surrogate gradient."""
+        return self.apply_subset(logits, k, *self.subset_noise(logits, k))
+
+    def subset_noise(self, logits, k):
+        """The noise :meth:`apply_subset` consumes."""
+        raise ValueError(self._no_subsets())
+
+    def apply_subset(self, logits, k, *noise):
+        """The hard k-hot sample for ``logits`` and ``noise``, with the surrogate gradient."""
+        raise ValueError(self._no_subsets())
+
+    def _no_subsets(self):
+        return (
+            f"estimator {type(self).__name__} is not defined for k-subsets: use IMLE, AIMLE or "
+            "MarginalStraightThrough"
+        )
 
     def sample_noise(self, logits):
         """The noise tensors :meth:`apply` consumes, drawn for ``logits``."""
@@ -43,3 +66,15 @@ def check_positive(name, value):
         or value <= 0
     ):
         raise ValueError(f"{name} must be a finite real number > 0, got {value!r}")
+
+
+def check_positive_integer(name, value):
+    """An integer ``value ≥ 1``, or a ``ValueError`` naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_choice(name, value, choices):
+    """One of ``choices``, or a ``ValueError`` naming the argument and the allowed values."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")

@@ -1,0 +1,145 @@
+import itertools
+import numbers
+
+import jax
+import jax.numpy as jnp
+from numpyro.distributions import Distribution, constraints
+
+from numpyro_redge._math import log_elementary_symmetric, subset_from_uniform
+from numpyro_redge.distributions.util import check_estimator, check_value
+from numpyro_redge.estimators import AIMLE
+
+
+class _ReparameterizedKHot(constraints.Constraint):
+    """Vectors of 0s and 1s with exactly ``k`` ones on the last axis, drawn by a gradient
+    estimator: not ``is_discrete``, for the reason given in :mod:`numpyro_redge.distributions.util`."""
+
+    is_discrete = False
+    event_dim = 1
+
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, x):
+        return jnp.all((x == 0) | (x == 1), axis=-1) & (jnp.sum(x, axis=-1) == self.k)
+
+    def feasible_like(self, prototype):
+        n = jnp.shape(prototype)[-1]
+        return jnp.broadcast_to((jnp.arange(n) < self.k).astype(jnp.result_type(prototype)), jnp.shape(prototype))
+
+    def tree_flatten(self):
+        return (), ((), {"k": self.k})
+
+    def __repr__(self):
+        return f"ReparameterizedKHot(k={self.k})"
+
+
+class KSubset(Distribution):
+    r"""The exponential family over k-subsets of n items, as k-hot vectors,
+
+    .. math:: p(z) = \exp\left(\langle z, \theta\rangle - \log e_k(e^{\theta})\right),
+        \qquad z \in \{0, 1\}^n,\ \textstyle\sum_i z_i = k,
+
+    with :math:`e_k` the k-th elementary symmetric polynomial, computed by an O(n·k) log-space
+    recursion (a ``lax.scan``; stable for logits of ±1e3). ``log_prob`` is exact,
+    :attr:`marginals` (:math:`\mathbb{E}[z] = \nabla_\theta \log e_k`) are exact, and
+    :meth:`sample_exact` draws exactly from the same recursion. ``sample()`` draws through the
+    estimator: for :class:`~numpyro_redge.estimators.MarginalStraightThrough` an exact draw, for
+    :class:`~numpyro_redge.estimators.IMLE` / :class:`~numpyro_redge.estimators.AIMLE`
+    perturb-and-MAP, whose law is *not* this distribution (measured by the tests). With
+    ``AIMLE`` a distribution uses the fixed ``initial_beta``; see :class:`AIMLE` for the state.
+
+    :param logits: the item scores :math:`\theta` (n on the last axis).
+    :param int k: the subset size, an integer in [1, n] (static).
+    :param estimator: an estimator defined for k-subsets (``IMLE``, ``AIMLE``,
+        ``MarginalStraightThrough``); default :class:`~numpyro_redge.estimators.AIMLE`.
+
+    **References**
+
+    [1] `Adaptive Perturbation-Based Gradient Estimation for Discrete Latent Variable Models`,
+        Pasquale Minervini, Luca Franceschi, Mathias Niepert (AAAI 2023)
+    [2] `SIMPLE: A Gradient Estimator for k-Subset Sampling`, Kareem Ahmed, Zhe Zeng,
+        Mathias Niepert, Guy Van den Broeck (ICLR 2023)
+    """
+
+    arg_constraints = {"logits": constraints.real_vector}
+    reparametrized_params = ["logits"]
+    pytree_data_fields = ("logits",)
+    pytree_aux_fields = ("k", "estimator")
+    has_enumerate_support = True
+
+    def __init__(self, logits, k, estimator=None, *, validate_args=None):
+        logits = jnp.asarray(logits)
+        if jnp.ndim(logits) < 1:
+            raise ValueError(f"logits must be at least one-dimensional, got shape {jnp.shape(logits)}")
+        n = jnp.shape(logits)[-1]
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
+            raise ValueError(f"k must be an integer in [1, n] = [1, {n}], got {k!r}")
+        estimator = AIMLE() if estimator is None else estimator
+        self.estimator = check_subset_estimator(estimator, type(self).__name__)
+        self.logits, self.k = logits, int(k)
+        super().__init__(batch_shape=jnp.shape(logits)[:-1], event_shape=(n,), validate_args=validate_args)
+
+    @property
+    def support(self):
+        return _ReparameterizedKHot(self.k)
+
+    def expand(self, batch_shape):
+        """The same class with broadcast logits, keeping ``k`` and the estimator."""
+        logits = jnp.broadcast_to(self.logits, tuple(batch_shape) + self.event_shape)
+        return type(self)(logits, self.k, self.estimator, validate_args=False)
+
+    @property
+    def log_normalizer(self):
+        r""":math:`\log e_k(e^{\theta})`, per batch element."""
+        return log_elementary_symmetric(self.logits, self.k)
+
+    @property
+    def marginals(self):
+        r"""The exact inclusion probabilities :math:`\mathbb{E}[z] = \nabla_\theta \log e_k`."""
+        return jax.grad(lambda logits: log_elementary_symmetric(logits, self.k).sum())(self.logits)
+
+    @property
+    def mean(self):
+        return self.marginals
+
+    @property
+    def variance(self):
+        marginals = self.marginals
+        return marginals * (1 - marginals)
+
+    def entropy(self):
+        return self.log_normalizer - (self.marginals * self.logits).sum(-1)
+
+    def sample(self, key, sample_shape=()):
+        shape = tuple(sample_shape) + self.batch_shape + self.event_shape
+        return self.estimator.sample_subset(key, jnp.broadcast_to(self.logits, shape), self.k)
+
+    def sample_exact(self, key, sample_shape=()):
+        """Exact draws of this distribution (no gradient), from the recursion's table."""
+        shape = tuple(sample_shape) + self.batch_shape + self.event_shape
+        logits = jnp.broadcast_to(self.logits, shape)
+        return subset_from_uniform(logits, self.k, jax.random.uniform(key, shape, dtype=logits.dtype))
+
+    def log_prob(self, value):
+        check_value(self, value)
+        return (value * self.logits).sum(-1) - self.log_normalizer
+
+    def enumerate_support(self, expand=True):
+        n = self.event_shape[0]
+        subsets = jnp.asarray(
+            [[1.0 if i in items else 0.0 for i in range(n)] for items in itertools.combinations(range(n), self.k)],
+            dtype=jnp.result_type(self.logits),
+        )
+        subsets = subsets.reshape((subsets.shape[0],) + (1,) * len(self.batch_shape) + (n,))
+        if expand:
+            subsets = jnp.broadcast_to(subsets, (subsets.shape[0],) + self.batch_shape + (n,))
+        return subsets
+
+
+def check_subset_estimator(estimator, distribution_name):
+    """An estimator defined for k-subsets that returns one sample per call, or a ``ValueError``."""
+    check_estimator(estimator, distribution_name)
+    if not estimator.supports_subsets:
+        raise ValueError(f"estimator of {distribution_name}: {estimator._no_subsets()}")
+    return estimator

@@ -1,0 +1,126 @@
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from numpyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
+from numpyro_redge.estimators.base import (
+    Estimator,
+    check_choice,
+    check_positive,
+    check_positive_integer,
+    zero_cotangent,
+)
+
+NOISES = ("gumbel", "sum_of_gamma")
+# Terms of the Sum-of-Gamma noise, as in the reference implementation.
+SUM_OF_GAMMA_TERMS = 10
+
+
+def sample_perturbation(estimator, key, logits, k):
+    """The perturbation noise ε of perturb-and-MAP (without the temperature), with a leading axis of
+    ``samples`` when ``samples > 1``: standard Gumbel, or Sum-of-Gamma
+    :math:`\\frac1k\\left(\\sum_{i=1}^{s} \\mathrm{Gamma}(1/k, k/i) - \\log s\\right)`, s = 10."""
+    shape = ((estimator.samples,) if estimator.samples > 1 else ()) + tuple(jnp.shape(logits))
+    dtype = compute_dtype(jnp.result_type(logits))
+    if estimator.noise == "gumbel":
+        return sample_gumbel(key, shape, dtype)
+    keys = jax.random.split(key, SUM_OF_GAMMA_TERMS)
+    total = sum(jax.random.gamma(keys[i - 1], 1.0 / k, shape, dtype) * (k / i) for i in range(1, SUM_OF_GAMMA_TERMS + 1))
+    return (total - math.log(SUM_OF_GAMMA_TERMS)) / k
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def perturb_and_map(logits, noise, beta, estimator, k):
+    """Forward ``MAP(θ + τε)``; backward the estimator's finite difference of MAPs, averaged over
+    the samples. ``beta`` is AIMLE's adaptive scale (unused by IMLE); its cotangent is the gradient
+    density observed in the backward pass, which the caller feeds to ``AIMLE.update_state``."""
+    return _perturb_and_map_forward(logits, noise, beta, estimator, k)[0]
+
+
+def _perturb_and_map_forward(logits, noise, beta, estimator, k):
+    logits_c = logits.astype(compute_dtype(logits.dtype))
+    sample = top_k_one_hot(logits_c + estimator.temperature * noise, k)
+    return sample.astype(logits.dtype), (logits_c, noise, beta, sample)
+
+
+def _perturb_and_map_backward(estimator, k, residuals, grad_sample):
+    logits_c, noise, beta, sample = residuals
+    difference, step = estimator._finite_difference(logits_c, noise, beta, sample, grad_sample.astype(logits_c.dtype), k)
+    grad = difference / step
+    if noise.ndim > logits_c.ndim:
+        grad = grad.mean(0)
+    density = (difference != 0).sum() * logits_c.shape[-1] / difference.size
+    return grad.astype(grad_sample.dtype), zero_cotangent(noise), jnp.asarray(density, jnp.result_type(beta))
+
+
+perturb_and_map.defvjp(_perturb_and_map_forward, _perturb_and_map_backward)
+
+
+class PerturbAndMAP(Estimator):
+    """What IMLE and AIMLE share: the noise, the MAP forward pass and the sample axis. A subclass
+    defines ``_finite_difference`` (the backward pass) and the fields ``temperature``, ``noise``
+    and ``samples``."""
+
+    supports_subsets = True
+
+    @property
+    def one_sample_per_call(self):
+        return self.samples == 1
+
+    def sample_noise(self, key, logits):
+        return (sample_perturbation(self, key, logits, 1),)
+
+    def apply(self, logits, noise):
+        return perturb_and_map(jnp.asarray(logits), noise, jnp.zeros(()), self, 1)
+
+    def subset_noise(self, key, logits, k):
+        return (sample_perturbation(self, key, logits, k),)
+
+    def apply_subset(self, logits, k, noise):
+        return perturb_and_map(jnp.asarray(logits), noise, jnp.zeros(()), self, k)
+
+
+@dataclasses.dataclass(frozen=True)
+class IMLE(PerturbAndMAP):
+    r"""Implicit maximum-likelihood estimation (perturb-and-MAP): the hard sample is the MAP of the
+    perturbed logits, :math:`z = \mathrm{MAP}(\theta + \tau\varepsilon)` (argmax for a
+    categorical, top-k for a k-subset), and the backward pass is the finite difference of MAPs
+    towards the target distribution :math:`\theta' = \theta - \lambda g`, with the same noise,
+
+    .. math:: \nabla_\theta \approx \frac{1}{\lambda}\left(\mathrm{MAP}(\theta + \tau\varepsilon)
+        - \mathrm{MAP}(\theta - \lambda g + \tau\varepsilon)\right).
+
+    With Gumbel noise and a categorical, :math:`z` is an exact draw of
+    :math:`\mathrm{Cat}(\mathrm{softmax}(\theta/\tau))`; for k-subsets, perturb-and-MAP samples are
+    *not* the exponential family's law (the deviation is measured by the tests).
+
+    :param float temperature: the noise temperature :math:`\tau > 0`.
+    :param float lam: the target step :math:`\lambda > 0`.
+    :param str noise: ``"gumbel"`` or ``"sum_of_gamma"``.
+    :param int samples: the number of noise draws :math:`S \ge 1`; with :math:`S > 1` the output
+        has a leading axis of size :math:`S` and the backward pass averages over it.
+
+    **References**
+
+    [1] `Implicit MLE: Backpropagating Through Discrete Exponential Family Distributions`,
+        Mathias Niepert, Pasquale Minervini, Luca Franceschi (NeurIPS 2021)
+    """
+
+    temperature: float = 1.0
+    lam: float = 10.0
+    noise: str = "gumbel"
+    samples: int = 1
+
+    def __post_init__(self):
+        check_positive("temperature", self.temperature)
+        check_positive("lam", self.lam)
+        check_choice("noise", self.noise, NOISES)
+        check_positive_integer("samples", self.samples)
+
+
+    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
+        target = top_k_one_hot(logits - self.lam * grad_sample + self.temperature * noise, k)
+        return sample - target, self.lam

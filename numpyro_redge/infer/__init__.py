@@ -1,0 +1,3 @@
+from numpyro_redge.infer.reparam import RelaxReparam
+
+__all__ = ["RelaxReparam"]

@@ -1,0 +1,82 @@
+import numpyro.distributions as host
+from numpyro.infer.reparam import Reparam
+
+import numpyro_redge.distributions as ours
+from numpyro_redge.estimators import ReDGE
+
+SUPPORTED = "Bernoulli, Poisson, Binomial, Geometric, NegativeBinomial (NumPyro has no OneHotCategorical)"
+
+
+def _probs_or_logits(fn):
+    """``{"logits": ...}`` or ``{"probs": ...}``, whichever parameterises the host distribution."""
+    if "logits" in fn.__dict__:
+        return {"logits": fn.logits}
+    return {"probs": fn.probs}
+
+
+def relaxed_twin(fn, estimator, truncation, name):
+    """Our distribution with the parameters of the host distribution ``fn`` (no wrappers)."""
+    if isinstance(fn, (ours.OneHotCategorical, ours.Bernoulli, ours.Relaxed, ours.KSubset)):
+        return fn
+    counts = {"estimator": estimator, "truncation": truncation}
+    try:
+        if isinstance(fn, (host.BernoulliProbs, host.BernoulliLogits)):
+            return ours.Bernoulli(**_probs_or_logits(fn), estimator=estimator)
+        if isinstance(fn, host.Poisson):
+            return ours.Poisson(fn.rate, **counts)
+        if isinstance(fn, (host.BinomialProbs, host.BinomialLogits)):
+            return ours.Binomial(fn.total_count, **_probs_or_logits(fn), **counts)
+        if isinstance(fn, (host.GeometricProbs, host.GeometricLogits)):
+            return ours.Geometric(**_probs_or_logits(fn), **counts)
+        if isinstance(fn, (host.NegativeBinomialProbs, host.NegativeBinomialLogits)):
+            return ours.NegativeBinomial(fn.total_count, **_probs_or_logits(fn), **counts)
+    except ValueError as error:
+        raise ValueError(f"RelaxReparam at site '{name}': {error}") from error
+    if isinstance(fn, (host.CategoricalProbs, host.CategoricalLogits)):
+        raise ValueError(
+            f"RelaxReparam at site '{name}': a Categorical's value is an integer index, and an index "
+            "cannot carry a pathwise gradient (it is a step function of the relaxed one-hot sample). "
+            "Write the site as numpyro_redge.OneHotCategorical (value @ jnp.arange(K) recovers the index)."
+        )
+    raise ValueError(
+        f"RelaxReparam at site '{name}': {type(fn).__name__} is not supported; supported: {SUPPORTED}"
+    )
+
+
+class RelaxReparam(Reparam):
+    r"""Reparameterizes a discrete site written with NumPyro's own distributions by ours, with the
+    same parameters, so that an existing model runs by pathwise gradients unchanged::
+
+        model = numpyro.handlers.reparam(model, config={"z": RelaxReparam(ReinMax())})
+
+    Supports ``Bernoulli``, ``Poisson``, ``Binomial``, ``Geometric`` and ``NegativeBinomial``
+    sites (NumPyro has no ``OneHotCategorical``; write one-hot sites with ours), inside plates and
+    under ``.to_event()``, ``.expand()`` and ``.mask()``. Observed sites are left alone. A
+    ``Categorical`` site is a ``ValueError`` that explains why (its integer value cannot carry a
+    gradient) and points to :class:`~numpyro_redge.OneHotCategorical`; so is any other
+    distribution, and an estimator the distribution does not accept, each naming the site.
+
+    :param estimator: the gradient estimator (default :class:`~numpyro_redge.estimators.ReDGE`).
+    :param int truncation: the static truncation of count sites, required under ``jax.jit``.
+    """
+
+    def __init__(self, estimator=ReDGE(), truncation=None):
+        self.estimator = estimator
+        self.truncation = truncation
+
+    def __call__(self, name, fn, obs):
+        if obs is not None:
+            return fn, obs
+        layers = []
+        while isinstance(fn, (host.Independent, host.MaskedDistribution, host.ExpandedDistribution)):
+            layers.append(fn)
+            fn = fn.base_dist
+        new_fn = relaxed_twin(fn, self.estimator, self.truncation, name)
+        for layer in reversed(layers):
+            if isinstance(layer, host.Independent):
+                new_fn = new_fn.to_event(layer.reinterpreted_batch_ndims)
+            elif isinstance(layer, host.MaskedDistribution):
+                new_fn = new_fn.mask(layer._mask)
+            else:
+                new_fn = new_fn.expand(layer.batch_shape)
+        return new_fn, None

@@ -1,0 +1,3 @@
+from pyro_redge.infer.reparam import RelaxReparam
+
+__all__ = ["RelaxReparam"]
