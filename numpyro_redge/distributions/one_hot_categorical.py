@@ -12,7 +12,47 @@ from numpyro_redge.distributions.util import (
 from numpyro_redge.estimators import ReDGE
 
 
-class OneHotCategorical(Distribution):
+class CategoricalParameters(Distribution):
+    """A distribution over K categories parameterised by ``probs`` or ``logits``: one is given,
+    the other derived lazily; :attr:`_log_probs` are the exact normalised log-probabilities."""
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    reparametrized_params = ["probs", "logits"]
+    pytree_data_fields = ("probs", "logits")
+    pytree_aux_fields = ("_parameterized_by_logits",)
+
+    def __init__(self, probs=None, logits=None, *, validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        self._parameterized_by_logits = logits is not None
+        name = "logits" if self._parameterized_by_logits else "probs"
+        parameter = jnp.asarray(logits if self._parameterized_by_logits else probs)
+        if jnp.ndim(parameter) < 1:
+            raise ValueError(f"`{name}` must be at least one-dimensional, got shape {jnp.shape(parameter)}.")
+        setattr(self, name, parameter)
+        super().__init__(
+            batch_shape=jnp.shape(parameter)[:-1],
+            event_shape=jnp.shape(parameter)[-1:],
+            validate_args=validate_args,
+        )
+
+    @lazy_property
+    def logits(self):
+        return safe_log(self.probs)
+
+    @lazy_property
+    def probs(self):
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    @property
+    def _log_probs(self):
+        """Normalised log-probabilities, ``-inf`` (not a clamped finite value) where ``probs`` is 0."""
+        if self._parameterized_by_logits:
+            return jax.nn.log_softmax(self.logits, axis=-1)
+        return safe_log(self.probs)
+
+
+class OneHotCategorical(CategoricalParameters):
     r"""A one-hot categorical whose samples are reparameterized by a gradient estimator (NumPyro
     has no ``OneHotCategorical`` of its own).
 
@@ -34,46 +74,13 @@ class OneHotCategorical(Distribution):
         :class:`~numpyro_redge.estimators.ReDGE` with its defaults. Static (pytree aux data).
     """
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
-    reparametrized_params = ["probs", "logits"]
-    pytree_data_fields = ("probs", "logits")
-    pytree_aux_fields = ("estimator", "_parameterized_by_logits")
+    pytree_aux_fields = ("estimator",)
     support = reparameterized_one_hot
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, estimator=ReDGE(), *, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.estimator = check_estimator(estimator, type(self).__name__)
-        self._parameterized_by_logits = logits is not None
-        parameter = jnp.asarray(logits if self._parameterized_by_logits else probs)
-        if jnp.ndim(parameter) < 1:
-            name = "logits" if self._parameterized_by_logits else "probs"
-            raise ValueError(f"`{name}` must be at least one-dimensional, got shape {jnp.shape(parameter)}.")
-        if self._parameterized_by_logits:
-            self.logits = parameter
-        else:
-            self.probs = parameter
-        super().__init__(
-            batch_shape=jnp.shape(parameter)[:-1],
-            event_shape=jnp.shape(parameter)[-1:],
-            validate_args=validate_args,
-        )
-
-    @lazy_property
-    def logits(self):
-        return safe_log(self.probs)
-
-    @lazy_property
-    def probs(self):
-        return jax.nn.softmax(self.logits, axis=-1)
-
-    @property
-    def _log_probs(self):
-        """Normalised log-probabilities, ``-inf`` (not a clamped finite value) where ``probs`` is 0."""
-        if self._parameterized_by_logits:
-            return jax.nn.log_softmax(self.logits, axis=-1)
-        return safe_log(self.probs)
+        super().__init__(probs, logits, validate_args=validate_args)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape + self.event_shape

@@ -1,14 +1,14 @@
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln, logsumexp
-from numpyro.distributions import Distribution, constraints
-from numpyro.distributions.util import lazy_property, promote_shapes
+from numpyro.distributions import constraints
+from numpyro.distributions.util import promote_shapes
 
-from numpyro_redge._math import safe_log
+from numpyro_redge.distributions.one_hot_categorical import CategoricalParameters
 from numpyro_redge.estimators.base import check_positive
 
 
-class RelaxedOneHotCategorical(Distribution):
+class RelaxedOneHotCategorical(CategoricalParameters):
     r"""The Concrete (relaxed one-hot categorical) distribution on the simplex, which NumPyro
     lacks: :math:`y = \mathrm{softmax}((\log\pi + G)/\tau)`, :math:`G` i.i.d. standard Gumbel,
     with density
@@ -30,45 +30,13 @@ class RelaxedOneHotCategorical(Distribution):
     [2] `Categorical Reparameterization with Gumbel-Softmax`, Eric Jang, Shixiang Gu, Ben Poole (2017)
     """
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
-    reparametrized_params = ["probs", "logits"]
-    pytree_data_fields = ("probs", "logits")
-    pytree_aux_fields = ("temperature", "_parameterized_by_logits")
+    pytree_aux_fields = ("temperature",)
     support = constraints.simplex
 
     def __init__(self, temperature, probs=None, logits=None, *, validate_args=None):
         check_positive("temperature", temperature)
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.temperature = float(temperature)
-        self._parameterized_by_logits = logits is not None
-        parameter = jnp.asarray(logits if self._parameterized_by_logits else probs)
-        if jnp.ndim(parameter) < 1:
-            name = "logits" if self._parameterized_by_logits else "probs"
-            raise ValueError(f"`{name}` must be at least one-dimensional, got shape {jnp.shape(parameter)}.")
-        if self._parameterized_by_logits:
-            self.logits = parameter
-        else:
-            self.probs = parameter
-        super().__init__(
-            batch_shape=jnp.shape(parameter)[:-1],
-            event_shape=jnp.shape(parameter)[-1:],
-            validate_args=validate_args,
-        )
-
-    @lazy_property
-    def logits(self):
-        return safe_log(self.probs)
-
-    @lazy_property
-    def probs(self):
-        return jax.nn.softmax(self.logits, axis=-1)
-
-    @property
-    def _log_probs(self):
-        if self._parameterized_by_logits:
-            return jax.nn.log_softmax(self.logits, axis=-1)
-        return safe_log(self.probs)
+        super().__init__(probs, logits, validate_args=validate_args)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape + self.event_shape

@@ -2,7 +2,6 @@ import copy
 import math
 import numbers
 
-import pyro.distributions as host
 import torch
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch.distributions import constraints

@@ -88,6 +88,7 @@ class _ReDGEFunction(torch.autograd.Function):
         grad_estimate = grad_sample.to(estimates[0].dtype)
         # estimates[-1] is step t = 1; walk the chain back towards t = n - 1, accumulating the
         # gradients of the logits and of the chain's state x_t in place.
+        grad_x = None  # the gradient of the chain's state, first set at t = 1
         for t, estimate in enumerate(reversed(estimates), start=1):
             if t > 1:
                 grad_estimate = (alphas[t - 1] - sigmas[t - 1] * alphas[t] / sigmas[t]) * grad_x
