@@ -24,7 +24,7 @@ from numpyro_redge.estimators import (
     ReinMax,
     StraightThrough,
 )
-from numpyro_redge.infer import RelaxReparam
+from numpyro_redge.infer import AutoRelaxed, RelaxReparam, relax
 from numpyro_redge.kl import kl_divergence
 
 __version__ = "0.1.0"
@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AIMLE",
     "AIMLEState",
+    "AutoRelaxed",
     "Bernoulli",
     "Binomial",
     "Estimator",
@@ -51,4 +52,5 @@ __all__ = [
     "StraightThrough",
     "kl",
     "kl_divergence",
+    "relax",
 ]

@@ -23,7 +23,7 @@ from pyro_redge.estimators import (
     ReinMax,
     StraightThrough,
 )
-from pyro_redge.infer import RelaxReparam
+from pyro_redge.infer import AutoRelaxed, RelaxReparam, relax
 from pyro_redge.kl import kl_divergence
 
 __version__ = "0.1.0"
@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AIMLE",
     "AIMLEState",
+    "AutoRelaxed",
     "Bernoulli",
     "Binomial",
     "Estimator",
@@ -49,4 +50,5 @@ __all__ = [
     "StraightThrough",
     "kl",
     "kl_divergence",
+    "relax",
 ]

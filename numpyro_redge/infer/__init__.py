@@ -1,3 +1,4 @@
-from numpyro_redge.infer.reparam import RelaxReparam
+from numpyro_redge.infer.autoguide import AutoRelaxed
+from numpyro_redge.infer.reparam import RelaxReparam, relax
 
-__all__ = ["RelaxReparam"]
+__all__ = ["AutoRelaxed", "RelaxReparam", "relax"]

@@ -80,3 +80,22 @@ class RelaxReparam(Reparam):
             else:
                 new_fn = new_fn.expand(layer.batch_shape)
         return new_fn, None
+
+
+def relax(model, estimator=ReDGE(), truncation=None):
+    """``model`` with every latent discrete site of a supported host distribution relaxed by
+    :class:`RelaxReparam` (a ``Categorical`` site is the same ``ValueError``); other sites, observed
+    sites and sites already of ours are unchanged."""
+    from numpyro import handlers
+
+    def config(msg):
+        if msg.get("is_observed") or msg.get("fn") is None:
+            return None
+        fn = msg["fn"]
+        while isinstance(fn, (host.Independent, host.MaskedDistribution, host.ExpandedDistribution)):
+            fn = fn.base_dist
+        if fn.support.is_discrete:
+            return RelaxReparam(estimator, truncation)
+        return None
+
+    return handlers.reparam(model, config=config)

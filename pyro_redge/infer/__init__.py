@@ -1,3 +1,4 @@
-from pyro_redge.infer.reparam import RelaxReparam
+from pyro_redge.infer.autoguide import AutoRelaxed
+from pyro_redge.infer.reparam import RelaxReparam, relax
 
-__all__ = ["RelaxReparam"]
+__all__ = ["AutoRelaxed", "RelaxReparam", "relax"]

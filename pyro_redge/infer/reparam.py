@@ -86,4 +86,23 @@ class RelaxReparam(Reparam):
         return {"fn": new_fn, "value": msg["value"], "is_observed": False}
 
 
-__all__ = ["RelaxReparam"]
+
+
+
+def relax(model, estimator=ReDGE(), truncation=None):
+    """``model`` with every latent discrete site of a supported host distribution relaxed by
+    :class:`RelaxReparam` (a ``Categorical`` site is the same ``ValueError``); other sites, observed
+    sites and sites already of ours are unchanged."""
+    from pyro import poutine
+
+    def config(msg):
+        if msg["is_observed"] or msg["fn"] is None:
+            return None
+        fn = msg["fn"]
+        while isinstance(fn, (torch.distributions.Independent, MaskedDistribution, ExpandedDistribution)):
+            fn = fn.base_dist
+        if isinstance(fn, torch.distributions.Distribution) and fn.support.is_discrete:
+            return RelaxReparam(estimator, truncation)
+        return None
+
+    return poutine.reparam(model, config=config)

@@ -1,0 +1,175 @@
+import contextlib
+import math
+
+import jax
+import jax.numpy as jnp
+import numpyro
+from numpyro import handlers
+from numpyro.distributions import ExpandedDistribution, Independent, MaskedDistribution, constraints
+from numpyro.distributions.util import periodic_repeat
+from numpyro.infer.autoguide import AutoGuide, AutoNormal
+
+import numpyro_redge.distributions as ours
+from numpyro_redge.estimators import ReDGE
+from numpyro_redge.infer.reparam import relax
+
+
+def unwrap(fn):
+    """The distribution under ``Independent``/mask/expand wrappers, and the wrappers' event dims."""
+    reinterpreted = 0
+    while isinstance(fn, (Independent, MaskedDistribution, ExpandedDistribution)):
+        if isinstance(fn, Independent):
+            reinterpreted += fn.reinterpreted_batch_ndims
+        fn = fn.base_dist
+    return fn, reinterpreted
+
+
+def variational_family(prior, estimator, truncation):
+    """For a site whose prior is ``prior`` (ours, unwrapped): the learnable parameter's initial
+    value (the prior's own, in the value's shape), its constraint, and the guide's builder."""
+    if isinstance(prior, ours.OneHotCategorical):
+        return prior._log_probs, constraints.real, lambda p: ours.OneHotCategorical(logits=p, estimator=estimator)
+    if isinstance(prior, ours.Bernoulli):
+        log_probs = prior._log_probs
+        return log_probs[..., 1] - log_probs[..., 0], constraints.real, lambda p: ours.Bernoulli(logits=p, estimator=estimator)
+    if isinstance(prior, ours.KSubset):
+        return prior.logits, constraints.real, lambda p: ours.KSubset(p, prior.k, estimator)
+    if isinstance(prior, ours.Poisson):
+        return prior.rate, constraints.positive, lambda p: ours.Poisson(p, estimator, truncation)
+    if isinstance(prior, ours.Binomial):
+        return prior.logits, constraints.real, lambda p: ours.Binomial(prior.total_count, logits=p, estimator=estimator, truncation=truncation)
+    if isinstance(prior, ours.Geometric):
+        return prior.logits, constraints.real, lambda p: ours.Geometric(logits=p, estimator=estimator, truncation=truncation)
+    if isinstance(prior, ours.NegativeBinomial):
+        return prior.logits, constraints.real, lambda p: ours.NegativeBinomial(prior.total_count, logits=p, estimator=estimator, truncation=truncation)
+    raise ValueError(f"AutoRelaxed has no variational family for {type(prior).__name__}")
+
+
+class AutoRelaxed(AutoGuide):
+    r"""An autoguide for models with discrete latent variables: a mean-field guide of our
+    distributions on every discrete latent site (the same family as the prior, with its own
+    learnable parameters, initialised at the prior's plus ``init_scale`` noise), and
+    :class:`~numpyro.infer.autoguide.AutoNormal` on the continuous ones.
+
+    The guide relaxes its copy of the model with :func:`~numpyro_redge.infer.relax`; give SVI the
+    relaxed model too, so that NumPyro sees no discrete latent site (and does not warn)::
+
+        model = numpyro_redge.relax(model, ReinMax())
+        guide = numpyro_redge.AutoRelaxed(model, ReinMax())
+        svi = SVI(model, guide, optax.adam(1e-2), Trace_ELBO())
+
+    Works inside plates (with subsampling), under ``jit`` (count sites need a static
+    ``truncation``) and with :class:`~numpyro.infer.Predictive`; :meth:`median` returns the mode
+    of each discrete site and the median of each continuous one; :meth:`quantiles` covers the
+    continuous sites.
+
+    :param callable model: the model.
+    :param estimator: the gradient estimator of the discrete sites.
+    :param float init_scale: the scale of the initial noise on the discrete parameters and the
+        initial scale of :class:`~numpyro.infer.autoguide.AutoNormal`.
+    :param int truncation: a static truncation for count sites (required under ``jit``).
+    """
+
+    def __init__(self, model, estimator=ReDGE(), init_scale=0.1, truncation=None, *, prefix="auto", create_plates=None):
+        if not isinstance(init_scale, float) or not init_scale > 0:
+            raise ValueError(f"init_scale must be a float > 0, got {init_scale!r}")
+        self.estimator, self.truncation, self._init_scale = estimator, truncation, init_scale
+        self._discrete, self._continuous = {}, None
+        super().__init__(relax(model, estimator, truncation), prefix=prefix, create_plates=create_plates)
+
+    def _setup_prototype(self, *args, **kwargs):
+        # NumPyro's own set-up would look for a bijection onto each support; ours have none (the
+        # values are discrete), so trace the model directly.
+        rng_key = numpyro.prng_key()
+        with handlers.block():
+            self.prototype_trace = handlers.trace(handlers.seed(self.model, rng_key)).get_trace(*args, **kwargs)
+        self._prototype_frames, self._prototype_frame_full_sizes = {}, {}
+        continuous = []
+        noise_key = jax.random.PRNGKey(0) if rng_key is None else rng_key
+        for name, site in self.prototype_trace.items():
+            if site["type"] == "plate":
+                self._prototype_frame_full_sizes[name] = site["args"][0]
+            if site["type"] != "sample" or site["is_observed"]:
+                continue
+            for frame in site["cond_indep_stack"]:
+                self._prototype_frames.setdefault(frame.name, frame)
+            prior, reinterpreted = unwrap(site["fn"])
+            if not isinstance(prior, (ours.OneHotCategorical, ours.Bernoulli, ours.Relaxed, ours.KSubset)):
+                continuous.append(name)
+                continue
+            init, constraint, builder = variational_family(prior, self.estimator, self.truncation)
+            init = jnp.broadcast_to(jnp.asarray(init), jnp.broadcast_shapes(jnp.shape(init), jnp.shape(site["value"])))
+            if constraint is constraints.real:
+                noise_key, key = jax.random.split(noise_key)
+                init = init + self._init_scale * jax.random.normal(key, init.shape, init.dtype)
+            event_dim = site["fn"].event_dim
+            self._discrete[name] = (init, constraint, builder, reinterpreted, event_dim)
+        for name, (init, constraint, builder, reinterpreted, event_dim) in list(self._discrete.items()):
+            for frame in self.prototype_trace[name]["cond_indep_stack"]:
+                full_size = self._prototype_frame_full_sizes[frame.name]
+                if full_size != frame.size:
+                    init = periodic_repeat(init, full_size, frame.dim - event_dim)
+            self._discrete[name] = (init, constraint, builder, reinterpreted, event_dim)
+        if continuous:
+            self._continuous = AutoNormal(
+                handlers.block(self.model, expose=continuous),
+                prefix=f"{self.prefix}_continuous",
+                init_scale=self._init_scale,
+                create_plates=self.create_plates,
+            )
+
+    def _parameter_name(self, name):
+        return f"{self.prefix}_{name}_relaxed"
+
+    def __call__(self, *args, **kwargs):
+        if self.prototype_trace is None:
+            self._setup_prototype(*args, **kwargs)
+        plates = self._create_plates(*args, **kwargs)
+        result = {}
+        for name, (init, constraint, builder, reinterpreted, event_dim) in self._discrete.items():
+            with contextlib.ExitStack() as stack:
+                for frame in self.prototype_trace[name]["cond_indep_stack"]:
+                    stack.enter_context(plates[frame.name])
+                parameter = numpyro.param(self._parameter_name(name), init, constraint=constraint, event_dim=event_dim)
+                result[name] = numpyro.sample(name, builder(parameter).to_event(reinterpreted))
+        if self._continuous is not None:
+            result.update(self._continuous(*args, **kwargs))
+        return result
+
+    def sample_posterior(self, rng_key, params, *args, sample_shape=(), **kwargs):
+        """Draws of every latent site from the guide with ``params``, of leading shape ``sample_shape``."""
+
+        def draw(key):
+            with handlers.block():
+                return handlers.seed(handlers.substitute(self, data=params), key)(*args, **kwargs)
+
+        if not sample_shape:
+            return draw(rng_key)
+        count = int(math.prod(sample_shape))
+        samples = jax.vmap(draw)(jax.random.split(rng_key, count))
+        return jax.tree_util.tree_map(lambda leaf: leaf.reshape(tuple(sample_shape) + leaf.shape[1:]), samples)
+
+    def median(self, params):
+        """The mode of each discrete site (for a k-subset: the top k) and the median of each
+        continuous one."""
+        medians = {}
+        for name, (_, _, builder, _, _) in self._discrete.items():
+            guide = builder(params[self._parameter_name(name)])
+            if isinstance(guide, ours.OneHotCategorical):
+                medians[name] = jax.nn.one_hot(jnp.argmax(guide.logits, -1), guide.event_shape[0], dtype=guide.logits.dtype)
+            elif isinstance(guide, ours.Bernoulli):
+                medians[name] = (guide.logits > 0).astype(guide.logits.dtype)
+            elif isinstance(guide, ours.KSubset):
+                medians[name] = jax.nn.one_hot(jax.lax.top_k(guide.logits, guide.k)[1], guide.event_shape[0]).sum(-2)
+            else:
+                values, log_pmf = guide._support_and_log_pmf()
+                medians[name] = values[jnp.argmax(log_pmf, -1)]
+        if self._continuous is not None:
+            medians.update(self._continuous.median(params))
+        return medians
+
+    def quantiles(self, params, quantiles):
+        """Quantiles of the continuous sites (see :class:`~numpyro.infer.autoguide.AutoNormal`)."""
+        if self._continuous is None:
+            return {}
+        return self._continuous.quantiles(params, quantiles)

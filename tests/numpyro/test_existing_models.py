@@ -1,0 +1,93 @@
+"""Existing models written with NumPyro's own distributions (or ours for one-hot sites, which
+NumPyro lacks), relaxed by one line and fitted with AutoRelaxed: against exact enumeration, and
+against REINFORCE (TraceGraph_ELBO)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as host
+import optax
+import pytest
+from numpyro.infer import SVI, Trace_ELBO, TraceGraph_ELBO
+
+import numpyro_redge
+from tests import cases
+
+pytestmark = pytest.mark.usefixtures("x64", "validation")
+ESTIMATORS = {"reinmax": numpyro_redge.ReinMax(), "straight_through": numpyro_redge.StraightThrough(), "gumbel_softmax": numpyro_redge.GumbelSoftmax(), "redge": numpyro_redge.ReDGE(), "redge_rein": numpyro_redge.ReDGE(variant="rein")}
+# No estimator is exactly unbiased on the HMM (see tests/pyro/test_existing_models.py); ReinMax's
+# measured gap is reported and bounded by 0.15 against regressions.
+HMM_BOUND = {"reinmax": 0.15}
+
+
+def hmm_model(estimator):
+    def model():
+        transition, means = jnp.asarray(cases.HMM_TRANSITION), jnp.asarray(cases.HMM_MEANS)
+        z = numpyro.sample("z_0", numpyro_redge.OneHotCategorical(probs=jnp.asarray(cases.HMM_INITIAL), estimator=estimator))
+        for t, x in enumerate(cases.HMM_DATA):
+            if t:
+                z = numpyro.sample(f"z_{t}", numpyro_redge.OneHotCategorical(probs=z @ transition, estimator=estimator))
+            numpyro.sample(f"x_{t}", host.Normal((z * means).sum(-1), cases.HMM_SCALE), obs=x)
+
+    return model
+
+
+@pytest.mark.parametrize("estimator_id", list(ESTIMATORS))
+def test_hidden_markov_chain_against_enumeration(estimator_id, report):
+    estimator = ESTIMATORS[estimator_id]
+    model = numpyro_redge.relax(hmm_model(estimator), estimator)
+    guide = numpyro_redge.AutoRelaxed(model, estimator)
+    steps = 600
+    svi = SVI(model, guide, optax.adam(optax.exponential_decay(0.05, steps, 0.01)), Trace_ELBO(num_particles=16))
+    params = svi.run(jax.random.PRNGKey(0), steps, progress_bar=False).params
+    fitted = np.array([float(jax.nn.softmax(params[f"auto_z_{t}_relaxed"])[1]) for t in range(len(cases.HMM_DATA))])
+    optimum, _ = cases.binary_mean_field_optimum(cases.hmm_log_joint())
+    gap = abs(fitted - optimum).max()
+    report(
+        f"numpyro HMM(6) AutoRelaxed {estimator_id:16s}: max gap to the mean-field optimum {gap:.4f}, "
+        f"to the exact marginals {abs(fitted - cases.hmm_posterior_marginals()).max():.4f}"
+    )
+    assert gap < HMM_BOUND.get(estimator_id, 1.0)
+
+
+def test_relaxed_gradients_reach_the_elbo_in_fewer_steps_than_reinforce(report):
+    weights = jnp.asarray(cases.FEATURE_WEIGHTS)
+    _, best_elbo = cases.binary_mean_field_optimum(cases.feature_log_joint())
+    configurations = np.array(list(np.ndindex(2, 2, 2)), dtype=float)
+
+    def exact_elbo(probs):
+        log_q = np.log(np.where(configurations == 1, probs, 1 - probs)).sum(-1)
+        return float(np.sum(np.exp(log_q) * (cases.feature_log_joint() - log_q)))
+
+    def model():
+        with numpyro.plate("features", 3):
+            z = numpyro.sample("z", host.Bernoulli(probs=cases.FEATURE_PRIOR))
+        numpyro.sample("y", host.Normal(z @ weights, cases.FEATURE_SCALE), obs=cases.FEATURE_DATA)
+
+    def guide_of(distribution):
+        def guide():
+            logits = numpyro.param("logits", jnp.zeros(3))
+            with numpyro.plate("features", 3):
+                numpyro.sample("z", distribution(logits))
+
+        return guide
+
+    def steps_to_converge(model, guide, elbo, limit=3000):
+        svi = SVI(model, guide, optax.adam(0.02), elbo)
+        state = svi.init(jax.random.PRNGKey(0))
+        update = jax.jit(svi.update)
+        for step in range(1, limit + 1):
+            state, _ = update(state)
+            if step % 10 == 0 and best_elbo - exact_elbo(np.asarray(jax.nn.sigmoid(svi.get_params(state)["logits"]))) < 0.05:
+                return step
+        return limit
+
+    relaxed = steps_to_converge(
+        numpyro_redge.relax(model, numpyro_redge.ReinMax()),
+        guide_of(lambda logits: numpyro_redge.Bernoulli(logits=logits, estimator=numpyro_redge.ReinMax())),
+        Trace_ELBO(),
+    )
+    reinforce = steps_to_converge(model, guide_of(lambda logits: host.Bernoulli(logits=logits)), TraceGraph_ELBO())
+    report(f"numpyro feature model, steps to within 0.05 nats of the best ELBO: ReinMax {relaxed}, REINFORCE {reinforce} (ratio {reinforce / relaxed:.1f}×)")
+    assert relaxed < reinforce
