@@ -8,13 +8,6 @@ import pyro_redge
 from tests import cases
 
 
-@pytest.fixture(autouse=True)
-def validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-
-
 def mixture_model(data):
     """Written with Pyro's own distributions. Broadcasting-safe: under vectorised particles or
     Predictive, `means` carries a singleton at the data plate's dim, so `(z * means).sum(-1)` pairs

@@ -12,13 +12,6 @@ import pyro_redge
 from tests import cases
 
 
-@pytest.fixture(autouse=True)
-def validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-
-
 def make_estimator(estimator_id):
     name, kwargs = cases.ESTIMATORS[estimator_id]
     return getattr(pyro_redge, name)(**kwargs)

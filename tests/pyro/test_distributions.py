@@ -1,5 +1,4 @@
 import numpy as np
-import pyro
 import pyro.distributions as host
 import pytest
 import torch
@@ -7,13 +6,6 @@ from torch.distributions import kl_divergence
 
 import pyro_redge
 from tests import cases
-
-
-@pytest.fixture(autouse=True)
-def validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
 
 
 ESTIMATOR_IDS = list(cases.ESTIMATORS)

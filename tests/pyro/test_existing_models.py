@@ -28,13 +28,6 @@ def hmm_model():
         pyro.sample(f"x_{t}", host.Normal((z * means).sum(-1), cases.HMM_SCALE), obs=torch.tensor(x, dtype=dtype))
 
 
-@pytest.fixture(autouse=True)
-def validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-
-
 @pytest.mark.parametrize("estimator_id", list(ESTIMATORS))
 def test_hidden_markov_chain_against_enumeration(estimator_id, report):
     pyro.clear_param_store()

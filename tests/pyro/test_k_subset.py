@@ -2,7 +2,6 @@ import itertools
 import math
 
 import numpy as np
-import pyro
 import pytest
 import torch
 from scipy import stats
@@ -11,13 +10,6 @@ from torch.distributions import kl_divergence
 import pyro_redge
 from pyro_redge._math import log_elementary_symmetric
 from tests import cases
-
-
-@pytest.fixture(autouse=True)
-def validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
 
 
 def make_subset_estimator(estimator_id):

@@ -9,13 +9,6 @@ import pyro_redge
 from tests import cases
 
 
-@pytest.fixture(autouse=True)
-def validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-
-
 HOST_TO_OURS = [
     (lambda: host.OneHotCategorical(logits=torch.randn(3, 4)), pyro_redge.OneHotCategorical, "logits"),
     (lambda: host.OneHotCategorical(probs=torch.full((3, 4), 0.25)), pyro_redge.OneHotCategorical, "probs"),

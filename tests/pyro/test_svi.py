@@ -11,13 +11,6 @@ ELBOS = {"Trace_ELBO": Trace_ELBO, "TraceMeanField_ELBO": TraceMeanField_ELBO}
 SVI_ESTIMATORS = list(cases.SVI_LINEAR_TV_BOUND)
 
 
-@pytest.fixture(autouse=True)
-def validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-
-
 def fit(estimator, elbo_class, likelihood, device):
     """Fit ``q(z) = OneHotCategorical(softmax(θ))`` by SVI; return the fitted probabilities."""
     pyro.clear_param_store()
