@@ -1,44 +1,26 @@
-"""The NumPyro half of ``redge demo`` (the command itself is :func:`pyro_redge.cli.main`, which
-passes the model): the same model, estimators and schedule, fitted by jitted NumPyro SVI."""
-
-import time
+"""The NumPyro half of ``redge demo`` (the command itself is :func:`pyro_redge.cli.main`): the
+same topic models, estimators and budgets, fitted by jitted NumPyro SVI on JAX's default device."""
 
 import jax
-import jax.numpy as jnp
-import numpyro
-import optax
-from numpyro.infer import SVI, Trace_ELBO
-from tqdm import tqdm
-
-import numpyro_redge
 
 
-def demo(prior, log_likelihood, estimators, steps=500, particles=32):
-    """Fit ``z ~ OneHotCategorical(prior)``, ``factor(z · log_likelihood)`` with NumPyro's
-    ``Trace_ELBO`` for each estimator of ``estimators`` ({label: (class name, kwargs)});
-    return {label: (fitted probabilities, seconds)}."""
-    prior = jnp.asarray(prior, jnp.float32)
-    table = jnp.asarray(log_likelihood, jnp.float32)
-    results = {}
-    for label, (name, kwargs) in estimators.items():
-        estimator = getattr(numpyro_redge, name)(**kwargs)
+def topic_model_demo(train, held_out, num_topics, budgets, progress=True):
+    """Fit LDA (ReinMax vs TraceEnum_ELBO) and the discrete-code model (ReinMax vs
+    TraceGraph_ELBO) to ``train`` with NumPyro; return one result dict per fit (see
+    :func:`pyro_redge.cli.summarise_fit`)."""
+    from numpyro_redge import ReinMax
+    from numpyro_redge.topic_models import LDA, DiscreteCodeTopicModel, fit
+    from pyro_redge.cli import summarise_fit
 
-        def model():
-            z = numpyro.sample("z", numpyro_redge.OneHotCategorical(probs=prior, estimator=estimator))
-            numpyro.factor("likelihood", z @ table)
-
-        def guide():
-            logits = numpyro.param("logits", jnp.zeros_like(prior))
-            numpyro.sample("z", numpyro_redge.OneHotCategorical(logits=logits, estimator=estimator))
-
-        optimizer = optax.adam(optax.exponential_decay(0.05, steps, 0.01))
-        svi = SVI(model, guide, optimizer, Trace_ELBO(num_particles=particles))
-        start = time.perf_counter()
-        state = svi.init(jax.random.PRNGKey(0))
-        update = jax.jit(svi.update)
-        for _ in tqdm(range(steps), desc=f"numpyro {label}", leave=False):
-            state, _ = update(state)
-        params = svi.get_params(state)
-        seconds = time.perf_counter() - start
-        results[label] = (jax.device_get(jax.nn.softmax(params["logits"])), seconds)
+    results = []
+    with jax.enable_x64(True):  # LDA computes in float64 (see LDA)
+        for name, make in [
+            ("lda", lambda estimator: LDA(train.vocabulary_size, num_topics, estimator)),
+            ("codes", lambda estimator: DiscreteCodeTopicModel(train.vocabulary_size, 4, 8, estimator)),
+        ]:
+            for estimator in (ReinMax(), None):
+                topic_model = make(estimator)
+                epochs, max_steps = budgets[name]
+                history = fit(topic_model, train, epochs=epochs, learning_rate=0.01, held_out=held_out, progress=progress, max_steps=max_steps)
+                results.append(summarise_fit("NumPyro", name, topic_model, history, train))
     return results

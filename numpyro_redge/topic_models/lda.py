@@ -1,0 +1,106 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as host
+from numpyro import handlers
+
+from numpyro_redge.distributions import OneHotCategorical
+from numpyro_redge.estimators import ReinMax
+from numpyro_redge.topic_models.training import Batch, Encoder, check_arguments
+
+
+class LDA:
+    r"""Latent Dirichlet allocation with a topic assignment per word,
+
+    .. math:: \theta_d \sim \mathrm{Dir}(\alpha), \quad z_{dn} \sim \mathrm{Cat}(\theta_d), \quad
+              w_{dn} \sim \mathrm{Cat}(\beta_{z_{dn}}),
+
+    the topics :math:`\beta` a point estimate (``numpyro.param``). The guide amortises the
+    document topics, :math:`q(\theta_d) = \mathrm{Dir}(f(x_d))` from the document's counts (concentrations
+    of at least 0.1: smaller ones draw topic weights that underflow to 0 even in float64, whose
+    logarithm the assignments' logits need), and,
+    unless the assignments are enumerated, gives each token a
+    :class:`~numpyro_redge.OneHotCategorical` with logits ``log θ_d + h[w_dn]`` (the sampled
+    document topics plus a learned word table), sampled by ``estimator``.
+
+    ``estimator=None`` marginalises the assignments exactly instead: the model's sites are
+    enumerated in parallel (``TraceEnum_ELBO``, which needs funsor) and the guide has no
+    assignment sites. NumPyro enumerates integer indices only, so that site is a
+    ``Categorical``.
+
+    **References:** Blei, Ng and Jordan, *Latent Dirichlet allocation*, JMLR 2003.
+
+    :param int vocabulary_size: number of distinct words.
+    :param int num_topics: number of topics :math:`K`.
+    :param estimator: the gradient estimator of the assignments, or ``None`` for enumeration.
+    :param float concentration: the symmetric Dirichlet prior :math:`\alpha`.
+    """
+
+    def __init__(self, vocabulary_size, num_topics=20, estimator=ReinMax(), concentration=0.5, hidden_size=100, dtype=jnp.float64, seed=0):
+        check_arguments(estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, hidden_size=hidden_size)
+        self.vocabulary_size, self.num_topics, self.estimator = vocabulary_size, num_topics, estimator
+        self.concentration, self.dtype = concentration, dtype
+        self.inference = "enumeration" if estimator is None else "pathwise"
+        self.label = f"LDA[{'TraceEnum_ELBO' if estimator is None else type(estimator).__name__}]"
+        self.initial_topic_logits = jnp.asarray(0.5 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)), dtype)
+        self.encoder = Encoder("lda.encoder", vocabulary_size, hidden_size, num_topics, seed, dtype)
+        self.params = None
+
+    def topic_log_probs(self, params=None):
+        logits = numpyro.param("lda.topic_logits", self.initial_topic_logits) if params is None else params["lda.topic_logits"]
+        return jax.nn.log_softmax(logits, -1)
+
+    def model(self, batch):
+        log_topics = self.topic_log_probs()
+        prior = jnp.full((self.num_topics,), self.concentration, dtype=self.dtype)
+        with handlers.scale(scale=batch.scale):
+            with numpyro.plate("documents", len(batch.bag_of_words)), handlers.mask(mask=batch.document_mask):
+                document_topics = numpyro.sample("document_topics", host.Dirichlet(prior))
+            with numpyro.plate("tokens", len(batch.word_of_token)), handlers.mask(mask=batch.token_mask):
+                token_topics = document_topics[..., batch.document_of_token, :]
+                if self.estimator is None:
+                    # NumPyro's parallel enumeration substitutes integer indices for the value
+                    # (funsor's enum handler), so the enumerated site is an integer Categorical.
+                    assignment = numpyro.sample("assignments", host.Categorical(probs=token_topics), infer={"enumerate": "parallel"})
+                    numpyro.factor("words", log_topics[assignment, batch.word_of_token])
+                else:
+                    assignment = numpyro.sample("assignments", OneHotCategorical(probs=token_topics, estimator=self.estimator))
+                    # log p(w | z) = z · log β[:, w] is linear in the one-hot assignment; a factor
+                    # avoids materialising a tokens × vocabulary matrix of word logits.
+                    numpyro.factor("words", (assignment * log_topics.T[batch.word_of_token]).sum(-1))
+
+    def _concentration(self, bag_of_words, params=None):
+        return jax.nn.softplus(self.encoder(bag_of_words, params)) + 0.1
+
+    def guide(self, batch):
+        concentration = self._concentration(batch.bag_of_words)
+        with handlers.scale(scale=batch.scale):
+            with numpyro.plate("documents", len(batch.bag_of_words)), handlers.mask(mask=batch.document_mask):
+                document_topics = numpyro.sample("document_topics", host.Dirichlet(concentration))
+            if self.estimator is not None:
+                word_logits = numpyro.param("lda.word_logits", jnp.zeros((self.vocabulary_size, self.num_topics), dtype=self.dtype))
+                with numpyro.plate("tokens", len(batch.word_of_token)), handlers.mask(mask=batch.token_mask):
+                    logits = jnp.log(document_topics)[batch.document_of_token] + word_logits[batch.word_of_token]
+                    numpyro.sample("assignments", OneHotCategorical(logits=logits, estimator=self.estimator))
+
+    def topics(self):
+        """``(topics, words)`` topic-word probabilities :math:`\\beta` of the fitted ``params``."""
+        return np.asarray(jnp.exp(self.topic_log_probs(self.params)))
+
+    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0):
+        r"""The evidence lower bound per token on ``corpus`` with the assignments marginalised
+        exactly, :math:`E_{q(\theta)}[\sum_n \log \sum_k \theta_k \beta_{k w_n}] - \mathrm{KL}(q(\theta) \| p(\theta))`
+        by ``num_samples`` draws of :math:`\theta` (``-log`` of the held-out perplexity)."""
+        batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
+        return float(jax.jit(_lda_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed)) / batch.num_tokens
+
+
+def _lda_bound(lda, params, batch, num_samples, seed):
+    concentration = lda._concentration(batch.bag_of_words, params)
+    posterior = host.Dirichlet(concentration)
+    prior = host.Dirichlet(jnp.full_like(concentration, lda.concentration))
+    theta = posterior.sample(jax.random.PRNGKey(seed), (num_samples,))
+    token_log_probs = jax.nn.logsumexp(jnp.log(theta)[:, batch.document_of_token] + lda.topic_log_probs(params).T[batch.word_of_token], -1)
+    log_likelihood = jnp.where(batch.token_mask, token_log_probs, 0.0).sum(-1).mean()
+    return log_likelihood - jnp.where(batch.document_mask, host.kl_divergence(posterior, prior), 0.0).sum()
