@@ -117,7 +117,7 @@ def _run_bench(args):
     folder = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
     if not (folder / "estimator_speed.py").exists():
         sys.exit("redge bench runs the scripts in benchmarks/ of a source checkout (pip install -e .)")
-    for name, extra in [("estimator_speed.py", ["--device", args.device]), ("count_scaling.py", [])]:
+    for name, extra in [("estimator_speed.py", ["--device", args.device]), ("count_scaling.py", []), ("reinforce_race.py", [])]:
         print(f"\n== benchmarks/{name}")
         sys.argv = [str(folder / name)] + (["--quick"] if args.quick else []) + extra
         runpy.run_path(str(folder / name), run_name="__main__")

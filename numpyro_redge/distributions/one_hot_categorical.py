@@ -1,4 +1,5 @@
 import jax
+import numpy as np
 import jax.numpy as jnp
 from numpyro.distributions import Distribution, constraints
 from numpyro.distributions.util import lazy_property
@@ -87,6 +88,16 @@ class OneHotCategorical(CategoricalParameters):
         return self.estimator(key, jnp.broadcast_to(self._log_probs, shape))
 
     def log_prob(self, value):
+        size = self.event_shape[-1]
+        indices = not isinstance(value, jax.core.Tracer) and jnp.issubdtype(jnp.result_type(value), jnp.integer)
+        if jnp.ndim(value) == 0 or jnp.shape(value)[-1] != size or (indices and not _is_one_hot(np.asarray(value))):
+            # NumPyro's parallel enumeration (funsor) substitutes category indices, arange(K), for
+            # the value of an enumerated site.
+            raise ValueError(
+                f"OneHotCategorical.log_prob: value must be one-hot with a last axis of size {size}, "
+                f"got {value!r}. NumPyro's parallel enumeration substitutes integer indices for an "
+                "enumerated site's value: enumerate a Categorical site instead."
+            )
         check_value(self, value)
         return expected_log_prob(value, self._log_probs)
 
@@ -121,3 +132,7 @@ class OneHotCategorical(CategoricalParameters):
 
 
 __all__ = ["OneHotCategorical"]
+
+
+def _is_one_hot(values):
+    return values.ndim > 0 and bool(((values == 0) | (values == 1)).all() and (values.sum(-1) == 1).all())

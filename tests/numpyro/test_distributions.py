@@ -225,3 +225,17 @@ def test_handlers_seed_trace_substitute_and_predictive():
     assert bool(jnp.all(handlers.substitute(handlers.seed(model, 0), data={"z": fixed})() == fixed))
     draws = numpyro.infer.Predictive(model, num_samples=7)(jax.random.PRNGKey(1))["z"]
     assert draws.shape == (7, 4) and bool(jnp.all(draws.sum(-1) == 1))
+
+
+def test_one_hot_categorical_refuses_numpyros_integer_enumeration():
+    import optax
+    from numpyro.infer import SVI, TraceEnum_ELBO  # with funsor, a test dependency
+
+    def model():  # inside a plate NumPyro's own shape check fails first, with its own message
+        numpyro.sample("z", numpyro_redge.OneHotCategorical(logits=jnp.zeros(4)), infer={"enumerate": "parallel"})
+
+    svi = SVI(model, lambda: None, optax.adam(0.1), TraceEnum_ELBO())
+    with pytest.raises(ValueError, match="enumerate a Categorical site instead"):
+        svi.evaluate(svi.init(jax.random.PRNGKey(0)))
+    distribution = numpyro_redge.OneHotCategorical(logits=jnp.zeros(3))
+    assert float(distribution.log_prob(jnp.array([0, 1, 0]))) == pytest.approx(-np.log(3)), "integer one-hot values are fine"
