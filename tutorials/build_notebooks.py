@@ -1,5 +1,5 @@
-"""Write the tutorial notebooks from the cell sources below (``python tutorials/build_notebooks.py``),
-then execute them to commit their outputs (``python tutorials/build_notebooks.py --execute``).
+"""Write the tutorial notebooks from the cell sources below (``python tutorials/build_notebooks.py
+[names]``, all by default), then execute them to commit their outputs (``--execute``).
 ``REDGE_TUTORIAL_SMOKE=1`` shrinks every budget: the test suite runs each notebook that way."""
 
 import argparse
@@ -291,8 +291,9 @@ k-subsets."""),
 }
 
 
-def build():
-    for name, cells in NOTEBOOKS.items():
+def build(names):
+    for name in names:
+        cells = NOTEBOOKS[name]
         notebook = nbformat.v4.new_notebook()
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         notebook.cells = [nbformat.v4.new_markdown_cell(source) if kind == "md" else nbformat.v4.new_code_cell(source) for kind, source in cells]
@@ -315,6 +316,6 @@ if __name__ == "__main__":
     parser.add_argument("--execute", action="store_true")
     parser.add_argument("names", nargs="*", default=list(NOTEBOOKS))
     args = parser.parse_args()
-    build()
+    build(args.names)
     if args.execute:
         execute(args.names)
