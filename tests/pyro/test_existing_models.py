@@ -156,23 +156,18 @@ def test_hand_written_guides_under_relax_reparam_against_enumeration(report):
 
     from tests.pyro.test_autoguide import mixture_model
 
-    data = torch.tensor(cases.MIXTURE_DATA, dtype=torch.float64)
-    pyro.clear_param_store()
-    pyro.set_rng_seed(0)
-    steps = 500
-    model = poutine.reparam(mixture_model, config=relaxed_sites("z"))
-    svi = SVI(model, mixture_guide(ours), pyro.optim.ClippedAdam({"lr": 0.05, "lrd": 0.01 ** (1 / steps)}), Trace_ELBO(num_particles=8, vectorize_particles=True, max_plate_nesting=1))
-    for _ in range(steps):
-        svi.step(data)
-    mean_gap, marginal_gap = mixture_gaps()
+    def fit(model, guide, steps, particles, max_plate_nesting, *args):
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        optimizer = pyro.optim.ClippedAdam({"lr": 0.05, "lrd": 0.01 ** (1 / steps)})
+        svi = SVI(model, guide, optimizer, Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=max_plate_nesting))
+        for _ in range(steps):
+            svi.step(*args)
 
-    pyro.clear_param_store()
-    pyro.set_rng_seed(0)
-    steps = 400
-    model = poutine.reparam(hmm_model, config=relaxed_sites("z_"))
-    svi = SVI(model, hmm_guide(ours), pyro.optim.ClippedAdam({"lr": 0.05, "lrd": 0.01 ** (1 / steps)}), Trace_ELBO(num_particles=16, vectorize_particles=True, max_plate_nesting=0))
-    for _ in range(steps):
-        svi.step()
+    data = torch.tensor(cases.MIXTURE_DATA, dtype=torch.float64)
+    fit(poutine.reparam(mixture_model, config=relaxed_sites("z")), mixture_guide(ours), 500, 8, 1, data)
+    mean_gap, marginal_gap = mixture_gaps()
+    fit(poutine.reparam(hmm_model, config=relaxed_sites("z_")), hmm_guide(ours), 400, 16, 0)
     gap = hmm_gap()
     report(
         f"pyro hand-written guides under RelaxReparam(ReinMax): mixture means gap {mean_gap:.4f}, marginal gap {marginal_gap:.4f}; "
