@@ -281,9 +281,11 @@ for ax, key in zip(axes, ["relative error", "std per draw", "cost / softmax"]):
     ax.bar(range(len(rows)), [row[key] for row in rows.values()])
     ax.set_xticks(range(len(rows))); ax.set_xticklabels(list(rows), rotation=30, fontsize=8); ax.set_title(key)
 plt.tight_layout(); plt.show()'''),
-        ("md", """**Reading it.** ReinMax has the smallest bias on smooth objectives at a cost close to
-straight-through; Gumbel-softmax trades bias for variance through its temperature; ReDGE's chain
-costs a few softmaxes more and its samples carry a small, documented law bias (see the README).
+        ("md", """**Reading it** (numbers of this run). ReinMax has the smallest bias on this smooth objective at a
+cost close to straight-through's, but its per-draw spread is about three times straight-through's:
+average over particles when that matters. Gumbel-softmax trades bias for variance through its
+temperature and pays for a Gumbel draw per category; ReDGE's chain costs a few softmaxes more and
+its samples carry a small, documented law bias (see the README).
 Rules of thumb: enumerate when the site is small and independent (see the topic-model tutorial);
 otherwise start with ReinMax; use ReDGE where its reference behaviour is wanted; IMLE/AIMLE for
 k-subsets."""),
