@@ -12,6 +12,7 @@ from numpyro_redge.distributions import (
     Poisson,
     Relaxed,
     RelaxedOneHotCategorical,
+    ReparameterizedDiscrete,
 )
 from numpyro_redge.estimators import (
     AIMLE,
@@ -48,6 +49,7 @@ __all__ = [
     "ReinMax",
     "RelaxReparam",
     "Relaxed",
+    "ReparameterizedDiscrete",
     "RelaxedOneHotCategorical",
     "StraightThrough",
     "kl",

@@ -1,8 +1,5 @@
 """Pure-math helpers for the JAX backend: written once here, used by every estimator."""
 
-import functools
-import typing
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,49 +12,6 @@ def compute_dtype(dtype):
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"logits must have a floating dtype, got {dtype}")
     return jnp.promote_types(dtype, jnp.float32)
-
-
-class DDIMSchedule(typing.NamedTuple):
-    """ReDGE's noise schedule as Python floats, with the products the reference forms in float32."""
-
-    alphas: tuple
-    sigmas: tuple
-    sigmas_sq: tuple
-    alphas_sq: tuple
-    alphas_sigmas: tuple
-
-
-@functools.lru_cache(maxsize=None)
-def ddim_schedule(num_steps, t1):
-    """ReDGE's flow-matching schedule ``α = [1, linspace(1 − t1, 1e−4, n − 1)]``, ``σ = 1 − α``.
-
-    Computed in float32 exactly as ``torch.linspace`` does in the reference package ``redge``
-    0.1.0 (first half from the start, second half from the end), and returned as Python floats,
-    so that both backends, every dtype and every device use the same constants.
-    """
-    count = num_steps - 1
-    start, end = np.float32(1.0 - t1), np.float32(1e-4)
-    index = np.arange(count, dtype=np.float64)
-    if count == 1:
-        linear = np.array([start], np.float32)
-    else:
-        step = (end - start) / np.float32(count - 1)
-        linear = np.where(
-            index < count // 2, start + step * index, end - step * (count - 1 - index)
-        ).astype(np.float32)
-    alphas = np.concatenate([np.ones(1, np.float32), linear])
-    sigmas = np.float32(1.0) - alphas
-
-    def as_floats(array):
-        return tuple(float(v) for v in array.astype(np.float32))
-
-    return DDIMSchedule(
-        as_floats(alphas),
-        as_floats(sigmas),
-        as_floats(sigmas * sigmas),
-        as_floats(alphas * alphas),
-        as_floats(alphas * sigmas),
-    )
 
 
 def softmax_vjp(probs, cotangent):
@@ -172,7 +126,9 @@ def log_elementary_symmetric_table(logits, k):
     )
 
     def step(row, item):
-        shifted = jnp.concatenate([jnp.full(batch + (1,), impossible, logits.dtype), row[..., :-1] + item[..., None]], axis=-1)
+        shifted = jnp.concatenate(
+            [jnp.full(batch + (1,), impossible, logits.dtype), row[..., :-1] + item[..., None]], axis=-1
+        )
         row = jnp.logaddexp(row, shifted)
         return row, row
 

@@ -11,6 +11,7 @@ from pyro_redge.distributions import (
     OneHotCategorical,
     Poisson,
     Relaxed,
+    ReparameterizedDiscrete,
 )
 from pyro_redge.estimators import (
     AIMLE,
@@ -47,6 +48,7 @@ __all__ = [
     "ReinMax",
     "RelaxReparam",
     "Relaxed",
+    "ReparameterizedDiscrete",
     "StraightThrough",
     "kl",
     "kl_divergence",

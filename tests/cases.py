@@ -84,9 +84,9 @@ def svi_exact_posteriors():
     from scipy.stats import norm
 
     linear = softmax(np.log(SVI_PRIOR) + SVI_LOG_LIKELIHOOD)
-    mixture_log_likelihood = norm.logpdf(
-        SVI_MIXTURE_DATA[None, :], SVI_MIXTURE_MEANS[:, None], SVI_MIXTURE_SCALE
-    ).sum(-1)
+    mixture_log_likelihood = norm.logpdf(SVI_MIXTURE_DATA[None, :], SVI_MIXTURE_MEANS[:, None], SVI_MIXTURE_SCALE).sum(
+        -1
+    )
     mixture = softmax(np.log(SVI_PRIOR) + mixture_log_likelihood)
     return linear, mixture
 
@@ -111,7 +111,7 @@ def pooled_chi_square_pvalue(counts, probs, minimum_expected=5.0):
 
     total = counts.sum()
     pooled_counts, pooled_expected, run_count, run_expected = [], [], 0.0, 0.0
-    for count, prob in zip(counts, probs):
+    for count, prob in zip(counts, probs, strict=True):
         run_count, run_expected = run_count + count, run_expected + prob * total
         if run_expected >= minimum_expected:
             pooled_counts.append(run_count)
@@ -204,130 +204,12 @@ def subset_index(sample):
     return [tuple(np.flatnonzero(row)) for row in np.asarray(sample).reshape(-1, np.shape(sample)[-1])]
 
 
-# A sparse Bernoulli feature model, small enough to enumerate: z_j ~ Bernoulli(0.3), j = 1..3,
-# y ~ Normal(Σ_j w_j z_j, σ). Its likelihood is quadratic in z, where ReinMax (τ = 1) is unbiased.
-FEATURE_PRIOR = 0.3
-FEATURE_WEIGHTS = np.array([1.0, -0.7, 0.5])
-FEATURE_DATA = 0.9
-FEATURE_SCALE = 0.5
-# ReinMax's fitted guide vs the optimum of the exact ELBO over the same mean-field family (by
-# enumeration of the 8 configurations): SGD noise at the last step size only; bound 0.03.
-FEATURE_MARGINAL_BOUND = 0.03
+# The enumerable example models (Gaussian mixture with unknown means, sparse Bernoulli features,
+# two-state HMM), their exact posteriors and bounds are in redge_core.examples, shared with the
+# benchmarks; the models themselves in pyro_redge.examples and numpyro_redge.examples.
 
 
-def binary_mean_field_optimum(log_joint):
-    """The mean-field guide q(z) = Π_j Bernoulli(σ(θ_j)) over binary z_1..z_m maximising the exact
-    ELBO, given the log-joint of each of the 2^m configurations (in ``np.ndindex`` order): its
-    P(z_j = 1), the best of Nelder-Mead runs from a grid of starts."""
-    from scipy import optimize
-    from scipy.special import expit, log_expit
-
-    size = int(round(np.log2(len(log_joint))))
-    configurations = np.array(list(np.ndindex(*(2,) * size)), dtype=float)
-
-    def negative_elbo(theta):
-        log_q = (configurations * log_expit(theta) + (1 - configurations) * log_expit(-theta)).sum(-1)
-        return -np.sum(np.exp(log_q) * (log_joint - log_q))
-
-    starts = [np.full(size, value) for value in (-2.0, 0.0, 2.0)] + [np.random.default_rng(0).normal(0, 2, size) for _ in range(6)]
-    best = min(
-        (optimize.minimize(negative_elbo, start, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 40000}) for start in starts),
-        key=lambda result: result.fun,
-    )
-    return expit(best.x), -best.fun
-
-
-def feature_log_joint():
-    """log p(z, y) of the feature model for each of the 8 configurations."""
-    from scipy.stats import norm
-
-    configurations = np.array(list(np.ndindex(2, 2, 2)), dtype=float)
-    log_prior = (configurations * np.log(FEATURE_PRIOR) + (1 - configurations) * np.log(1 - FEATURE_PRIOR)).sum(-1)
-    return log_prior + norm.logpdf(FEATURE_DATA, configurations @ FEATURE_WEIGHTS, FEATURE_SCALE)
-
-
-def feature_mean_field_optimum():
-    """The mean-field guide maximising the exact ELBO of the feature model: its P(z_j = 1).
-    (The posterior is correlated, so these are not the posterior marginals.)"""
-    return binary_mean_field_optimum(feature_log_joint())[0]
-
-
-# A Gaussian mixture with one-hot assignments and unknown means (mixed discrete and continuous
-# latents), small enough for an exact reference by grid integration over the two means.
-MIXTURE_DATA = np.array([-2.1, -1.7, -2.4, 1.9, 2.3, 1.6])
-MIXTURE_WEIGHTS = np.array([0.4, 0.6])
-# An informative prior on the means: the label-switched mode is e^-16 less probable, so the
-# posterior is unimodal and its mean is a meaningful reference.
-MIXTURE_PRIOR_LOC = np.array([-2.0, 2.0])
-MIXTURE_PRIOR_SCALE = 1.0
-MIXTURE_SCALE = 0.5
-# The mean-field guide's means and assignment probabilities vs the exact posterior means and
-# marginals; the posterior is nearly factorised here (well separated clusters), so an unbiased
-# estimator reaches it up to SGD noise: bounds 0.15 on the means, 0.05 on the marginals.
-MIXTURE_MEAN_BOUND = 0.15
-MIXTURE_MARGINAL_BOUND = 0.05
-
-
-def mixture_exact_posterior():
-    """(E[μ | x], P(z_i = k | x)) by integration over a 2-D grid of the means, the assignments
-    summed out exactly."""
-    from scipy.special import logsumexp
-    from scipy.stats import norm
-
-    grid = np.linspace(-6, 6, 601)
-    mu1, mu2 = np.meshgrid(grid, grid, indexing="ij")
-    means = np.stack([mu1, mu2], -1)  # (G, G, 2)
-    log_prior = norm.logpdf(means, MIXTURE_PRIOR_LOC, MIXTURE_PRIOR_SCALE).sum(-1)
-    log_components = np.log(MIXTURE_WEIGHTS) + norm.logpdf(MIXTURE_DATA[:, None, None, None], means[None], MIXTURE_SCALE)
-    log_joint = log_prior + logsumexp(log_components, axis=-1).sum(0)
-    weights = np.exp(log_joint - log_joint.max())
-    weights /= weights.sum()
-    posterior_means = (weights[..., None] * means).sum((0, 1))
-    assignment = np.exp(log_components - logsumexp(log_components, axis=-1, keepdims=True))
-    marginals = (weights[None, ..., None] * assignment).sum((1, 2))
-    return posterior_means, marginals
-
-
-def feature_posterior_marginals():
-    """P(z_j = 1 | y) of the feature model, by enumeration of the 8 configurations: what a
-    mean-field guide cannot reach when the posterior is correlated (reported, not bounded)."""
-    from scipy.stats import norm
-
-    configurations = np.array(list(np.ndindex(2, 2, 2)), dtype=float)
-    log_prior = (configurations * np.log(FEATURE_PRIOR) + (1 - configurations) * np.log(1 - FEATURE_PRIOR)).sum(-1)
-    log_joint = log_prior + norm.logpdf(FEATURE_DATA, configurations @ FEATURE_WEIGHTS, FEATURE_SCALE)
-    weights = np.exp(log_joint - log_joint.max())
-    return (weights[:, None] * configurations).sum(0) / weights.sum()
-
-
-# A two-state hidden Markov chain of length 6 with Gaussian emissions.
-HMM_INITIAL = np.array([0.5, 0.5])
-HMM_TRANSITION = np.array([[0.8, 0.2], [0.3, 0.7]])
-HMM_MEANS = np.array([-1.0, 1.0])
-HMM_SCALE = 0.7
-HMM_DATA = np.array([-1.2, -0.4, 0.3, 1.4, 0.9, -0.2])
-
-
-def hmm_log_joint():
-    """log p(z, x) for each of the 64 state sequences (np.ndindex order; state 1 is 'z = 1')."""
-    from scipy.stats import norm
-
-    chains = np.array(list(np.ndindex(*(2,) * len(HMM_DATA))))
-    log_joint = np.log(HMM_INITIAL[chains[:, 0]])
-    log_joint += np.log(HMM_TRANSITION[chains[:, :-1], chains[:, 1:]]).sum(-1)
-    log_joint += norm.logpdf(HMM_DATA, HMM_MEANS[chains], HMM_SCALE).sum(-1)
-    return log_joint
-
-
-def hmm_posterior_marginals():
-    """P(z_t = 1 | x) by enumeration of the 64 chains."""
-    log_joint = hmm_log_joint()
-    chains = np.array(list(np.ndindex(*(2,) * len(HMM_DATA))), dtype=float)
-    weights = np.exp(log_joint - log_joint.max())
-    return (weights[:, None] * chains).sum(0) / weights.sum()
-
-
-# Topic models on synthetic corpora drawn from each model (redge_corpus.synthetic_*): 160
+# Topic models on synthetic corpora drawn from each model (redge_core.corpus.synthetic_*): 160
 # training and 40 held-out documents, fitted from the same start by our ReinMax and by the
 # baseline (exact enumeration for LDA, REINFORCE for the others), 20 epochs. Measured (seed 0):
 # LDA enumeration recovers the topics to 0.81 (NumPyro) / 0.99 (Pyro), ReinMax to 0.79 / 0.99, its
@@ -340,3 +222,55 @@ TOPIC_EPOCHS, TOPIC_BATCH, TOPIC_LEARNING_RATE = 20, 40, 0.05
 LDA_ENUMERATION_RECOVERY = 0.75
 LDA_REINMAX_GAP_BOUND = 0.5
 CODES_REINMAX_LEAD = 0.1
+# Each host's half of `redge demo` (tests/test_topic_models.py): one step per fit on this many
+# training and held-out news articles (one full minibatch of 64: a single compilation per fit in JAX).
+DEMO_TRAIN, DEMO_HELD_OUT = 64, 16
+
+# Bad hyperparameters of the subset estimators: (class name, keyword arguments, the argument named).
+BAD_SUBSET_ESTIMATOR_ARGUMENTS = [
+    ("IMLE", {"noise": "uniform"}, "noise"),
+    ("IMLE", {"lam": 0.0}, "lam"),
+    ("IMLE", {"lam": -1.0}, "lam"),
+    ("IMLE", {"samples": 0}, "samples"),
+    ("IMLE", {"temperature": 0.0}, "temperature"),
+    ("AIMLE", {"target_density": 0.0}, "target_density"),
+    ("AIMLE", {"step": -1.0}, "step"),
+    ("AIMLE", {"initial_beta": -1.0}, "initial_beta"),
+    ("AIMLE", {"initial_beta": float("nan")}, "initial_beta"),
+    ("AIMLE", {"decay": 1.0}, "decay"),
+    ("AIMLE", {"symmetric": "yes"}, "symmetric"),
+    ("AIMLE", {"noise": "uniform"}, "noise"),
+]
+
+
+# Host distributions that RelaxReparam (and relax, AutoRelaxed) replace by ours, one row per host
+# class and parameterisation: id -> (host class name in ``backend.dist``, its arguments (a batch of
+# 3), our class name, the parameter both must share). Adding a distribution adds its rows here.
+RELAX_CASES = {
+    "one_hot_categorical_logits": (
+        "OneHotCategorical",
+        {"logits": [[0.3, -1.2, 0.5, 0.0]] * 3},
+        "OneHotCategorical",
+        "logits",
+    ),
+    "one_hot_categorical_probs": ("OneHotCategorical", {"probs": np.full((3, 4), 0.25)}, "OneHotCategorical", "probs"),
+    "bernoulli_probs": ("Bernoulli", {"probs": np.full(3, 0.3)}, "Bernoulli", "probs"),
+    "bernoulli_logits": ("Bernoulli", {"logits": np.zeros(3)}, "Bernoulli", "logits"),
+    "poisson": ("Poisson", {"rate": np.full(3, 2.0)}, "Poisson", "rate"),
+    "binomial_probs": ("Binomial", {"total_count": np.full(3, 5.0), "probs": np.full(3, 0.4)}, "Binomial", "probs"),
+    "binomial_logits": ("Binomial", {"total_count": np.full(3, 5.0), "logits": np.zeros(3)}, "Binomial", "logits"),
+    "geometric_probs": ("Geometric", {"probs": np.full(3, 0.4)}, "Geometric", "probs"),
+    "geometric_logits": ("Geometric", {"logits": np.zeros(3)}, "Geometric", "logits"),
+    "negative_binomial_probs": (
+        "NegativeBinomial",
+        {"total_count": np.full(3, 2.0), "probs": np.full(3, 0.3)},
+        "NegativeBinomial",
+        "probs",
+    ),
+    "negative_binomial_logits": (
+        "NegativeBinomial",
+        {"total_count": np.full(3, 2.0), "logits": np.zeros(3)},
+        "NegativeBinomial",
+        "logits",
+    ),
+}

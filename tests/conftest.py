@@ -1,12 +1,15 @@
+import importlib.util
+import os
+
 import pytest
+
+from tests.backends import BACKENDS
 
 _REPORT = []
 
 
 def pytest_addoption(parser):
-    parser.addoption(
-        "--device", default="cpu", help="device for the PyTorch and JAX tests: cpu or cuda"
-    )
+    parser.addoption("--device", default="cpu", help="device for the PyTorch and JAX tests: cpu or cuda")
 
 
 @pytest.fixture(scope="session")
@@ -14,14 +17,39 @@ def device(request):
     return request.config.getoption("--device")
 
 
+_HOST_PACKAGES = {"pyro": "pyro", "numpyro": "numpyro"}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request, device):
+    """Each test that takes ``backend`` runs once per host: PyTorch/Pyro and JAX/NumPyro, with the
+    host's validation on and (JAX) float64 enabled, restored afterwards."""
+    if importlib.util.find_spec(_HOST_PACKAGES[request.param]) is None:
+        pytest.skip(f"{request.param} is not installed")
+    if request.param == "numpyro" and device.startswith("cuda"):
+        import jax
+
+        if jax.default_backend() != "gpu":
+            pytest.skip("--device cuda asked, but JAX has no GPU backend installed")
+    instance = BACKENDS[request.param](device)
+    with instance.validation(True), instance.x64():
+        yield instance
+
+
 @pytest.fixture
-def report():
-    """Record a measured number; all of them are printed at the end of the test run."""
+def report(request):
+    """Record a measured number; all of them are printed at the end of the test run (carried as
+    a user property of the test, so that they reach the controller under ``pytest -n``)."""
 
     def record(line):
-        _REPORT.append(line)
+        request.node.user_properties.append(("measured", line))
 
     return record
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _REPORT.extend(value for key, value in report.user_properties if key == "measured")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -29,3 +57,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured (bias, distances, ratios)")
         for line in _REPORT:
             terminalreporter.write_line(line)
+
+
+def pytest_configure(config):
+    # Under ``pytest -n`` each worker is one process per core: one thread each, so that the
+    # workers do not oversubscribe the cores (the library itself never changes thread settings).
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(1)

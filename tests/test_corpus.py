@@ -1,9 +1,9 @@
-"""The bundled corpus and the backend-neutral topic-model metrics of redge_corpus."""
+"""The bundled corpus and the backend-neutral topic-model metrics of redge_core.corpus."""
 
 import numpy as np
 import pytest
 
-import redge_corpus
+from redge_core import corpus as redge_corpus
 
 
 def test_the_bundled_news_corpus_loads_with_a_disjoint_held_out_split():
@@ -37,9 +37,13 @@ def test_topic_recovery_is_one_for_permuted_topics_and_lower_otherwise():
 
 
 def test_synthetic_corpora_have_the_requested_shapes():
-    corpus, topics = redge_corpus.synthetic_lda_corpus(num_documents=30, num_topics=3, vocabulary_size=40, document_length=25)
+    corpus, topics = redge_corpus.synthetic_lda_corpus(
+        num_documents=30, num_topics=3, vocabulary_size=40, document_length=25
+    )
     assert corpus.num_documents == 30 and topics.shape == (3, 40) and (corpus.bag_of_words().sum(1) == 25).all()
-    corpus, codebooks = redge_corpus.synthetic_code_corpus(num_documents=20, num_codes=2, code_size=3, vocabulary_size=30)
+    corpus, codebooks = redge_corpus.synthetic_code_corpus(
+        num_documents=20, num_codes=2, code_size=3, vocabulary_size=30
+    )
     assert corpus.num_documents == 20 and codebooks.shape == (2, 3, 30)
     corpus, topics = redge_corpus.synthetic_poisson_corpus(num_documents=20, num_topics=2, vocabulary_size=30)
     assert corpus.num_documents == 20 and topics.shape == (2, 30)

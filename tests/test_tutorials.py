@@ -14,5 +14,9 @@ TUTORIALS = pathlib.Path(__file__).parent.parent / "tutorials"
 def test_notebook_runs_in_smoke_mode(name, monkeypatch):
     monkeypatch.setenv("REDGE_TUTORIAL_SMOKE", "1")
     notebook = nbformat.read(TUTORIALS / name, as_version=4)
-    assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "committed with the outputs of a full run"
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(TUTORIALS)}}).execute()
+    assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
+        "committed with the outputs of a full run"
+    )
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(TUTORIALS)}}
+    ).execute()

@@ -2,8 +2,8 @@ from numpyro_redge.distributions.bernoulli import Bernoulli
 from numpyro_redge.distributions.counts import Binomial, Geometric, NegativeBinomial, Poisson
 from numpyro_redge.distributions.k_subset import KSubset
 from numpyro_redge.distributions.one_hot_categorical import OneHotCategorical
-from numpyro_redge.distributions.relaxed import Relaxed
 from numpyro_redge.distributions.relaxed_one_hot_categorical import RelaxedOneHotCategorical
+from numpyro_redge.distributions.reparameterized_discrete import Relaxed, ReparameterizedDiscrete
 
 __all__ = [
     "Bernoulli",
@@ -14,5 +14,6 @@ __all__ = [
     "OneHotCategorical",
     "Poisson",
     "Relaxed",
+    "ReparameterizedDiscrete",
     "RelaxedOneHotCategorical",
 ]

@@ -1,12 +1,14 @@
 import jax
 import jax.numpy as jnp
-from numpyro.distributions import Distribution, constraints
+from numpyro.distributions import BernoulliLogits, BernoulliProbs, Distribution, constraints
 from numpyro.distributions.util import lazy_property
 
-from numpyro_redge._math import expected_log_prob, safe_log
+from numpyro_redge._math import categorical_kl, expected_log_prob, safe_log
+from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.util import (
     check_estimator,
     check_value,
+    probs_or_logits,
     reparameterized_boolean,
 )
 from numpyro_redge.estimators import ReDGE
@@ -80,7 +82,9 @@ class Bernoulli(Distribution):
         """The same class with broadcast parameters, keeping the estimator."""
         shape = tuple(batch_shape)
         if self._parameterized_by_logits:
-            return type(self)(logits=jnp.broadcast_to(self.logits, shape), estimator=self.estimator, validate_args=False)
+            return type(self)(
+                logits=jnp.broadcast_to(self.logits, shape), estimator=self.estimator, validate_args=False
+            )
         return type(self)(probs=jnp.broadcast_to(self.probs, shape), estimator=self.estimator, validate_args=False)
 
     def enumerate_support(self, expand=True):
@@ -100,3 +104,39 @@ class Bernoulli(Distribution):
     def entropy(self):
         log_probs = self._log_probs
         return -expected_log_prob(jnp.exp(log_probs), log_probs)
+
+    @property
+    def mode(self):
+        """The more probable value, ``0.`` on a tie."""
+        log_probs = self._log_probs
+        return (log_probs[..., 1] > log_probs[..., 0]).astype(log_probs.dtype)
+
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the parameter (``probs`` or ``logits``, as ``fn`` has it) of a host
+        ``BernoulliProbs``/``BernoulliLogits`` ``fn``; ``truncation`` is unused (a finite support)."""
+        return cls(**probs_or_logits(fn), estimator=estimator)
+
+    @staticmethod
+    def kl_divergence(p, q):
+        """The exact KL between two Bernoullis, each ours or a host ``Bernoulli``; ``inf`` where
+        ``p`` charges a value ``q`` does not."""
+        return categorical_kl(_normalised_log_probs(p), _normalised_log_probs(q))
+
+    def guide_parameter(self):
+        """The log-odds (a mean-field guide's logits) and their constraint."""
+        log_probs = self._log_probs
+        return log_probs[..., 1] - log_probs[..., 0], constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A guide of this family with logits ``parameter``."""
+        return Bernoulli(logits=parameter, estimator=estimator)
+
+
+def _normalised_log_probs(distribution):
+    if not isinstance(distribution, Bernoulli):
+        distribution = Bernoulli.from_host(distribution, ReDGE())
+    return distribution._log_probs
+
+
+register(Bernoulli, hosts=(BernoulliLogits, BernoulliProbs))

@@ -1,12 +1,19 @@
 """Count distributions reparameterized by the generalized Gumbel-softmax construction: thin
-specialisations of :class:`~numpyro_redge.distributions.relaxed.Relaxed` over the host's own."""
+specialisations of :class:`~numpyro_redge.distributions.reparameterized_discrete.ReparameterizedDiscrete`
+over the host's own. Each parameter accepts what the host's distribution accepts."""
 
 import jax
+import jax.numpy as jnp
 import numpyro.distributions as host
 from jax.scipy.special import gammaln, xlog1py, xlogy
+from numpyro.distributions import constraints
+from numpyro.distributions.util import clamp_probs
 
-from numpyro_redge.distributions.relaxed import Relaxed, unexpanded
+from numpyro_redge.distributions.registry import register
+from numpyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, unexpanded
+from numpyro_redge.distributions.util import probs_or_logits
 from numpyro_redge.estimators import ReDGE
+from redge_core.support import DEFAULT_TAIL_MASS
 
 
 class _HostParameters:
@@ -29,21 +36,35 @@ class _HostParameters:
         return unexpanded(self.base).logits
 
 
-class Poisson(_HostParameters, Relaxed):
-    r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`Relaxed`),
+class Poisson(_HostParameters, ReparameterizedDiscrete):
+    r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{0, \dots, K\}.
 
-    :param rate: the rate :math:`\lambda > 0`.
+    :param rate: the rate :math:`\lambda \ge 0` (a zero rate puts all the mass on 0).
     """
 
-    def __init__(self, rate, estimator=ReDGE(), truncation=None, tail_mass=1e-6, *, validate_args=None):
+    def __init__(self, rate, estimator=ReDGE(), truncation=None, tail_mass=DEFAULT_TAIL_MASS, *, validate_args=None):
         base = host.Poisson(rate, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the rate of a host ``Poisson`` ``fn``."""
+        return cls(fn.rate, estimator=estimator, truncation=truncation)
 
-class Binomial(_HostParameters, Relaxed):
-    r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n` (see :class:`Relaxed`),
+    def guide_parameter(self):
+        """The rate, constrained positive."""
+        return self.rate, constraints.positive
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``Poisson`` of rate ``parameter`` (and this one's ``tail_mass``)."""
+        return Poisson(parameter, estimator, truncation, self.tail_mass)
+
+
+class Binomial(_HostParameters, ReparameterizedDiscrete):
+    r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n`
+    (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \binom{n}{k} p^k (1 - p)^{n - k}.
 
@@ -53,15 +74,39 @@ class Binomial(_HostParameters, Relaxed):
     """
 
     def __init__(
-        self, total_count=1, probs=None, logits=None, estimator=ReDGE(), truncation=None, tail_mass=1e-6, *, validate_args=None
+        self,
+        total_count=1,
+        probs=None,
+        logits=None,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        *,
+        validate_args=None,
     ):
         base = host.Binomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the ``total_count`` and the ``probs`` or ``logits`` (as ``fn`` has it) of a host
+        ``BinomialProbs``/``BinomialLogits`` ``fn``."""
+        return cls(fn.total_count, **probs_or_logits(fn), estimator=estimator, truncation=truncation)
 
-class Geometric(_HostParameters, Relaxed):
+    def guide_parameter(self):
+        """The logits, unconstrained."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``Binomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
+        return Binomial(
+            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+        )
+
+
+class Geometric(_HostParameters, ReparameterizedDiscrete):
     r"""The number of failures before the first success, reparameterized on :math:`\{0, \dots, K\}`
-    (see :class:`Relaxed`),
+    (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto (1 - p)^k\, p.
 
@@ -69,35 +114,109 @@ class Geometric(_HostParameters, Relaxed):
     :param logits: the log-odds of success.
     """
 
-    def __init__(self, probs=None, logits=None, estimator=ReDGE(), truncation=None, tail_mass=1e-6, *, validate_args=None):
+    def __init__(
+        self,
+        probs=None,
+        logits=None,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        *,
+        validate_args=None,
+    ):
         base = host.Geometric(probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the ``probs`` or ``logits`` (as ``fn`` has it) of a host
+        ``GeometricProbs``/``GeometricLogits`` ``fn``."""
+        return cls(**probs_or_logits(fn), estimator=estimator, truncation=truncation)
 
-class NegativeBinomial(_HostParameters, Relaxed):
+    def guide_parameter(self):
+        """The logits, unconstrained."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``Geometric`` with logits ``parameter`` (and this one's ``tail_mass``)."""
+        return Geometric(logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass)
+
+
+def _negative_binomial_log_prob(base, value):
+    # NumPyro's GammaPoisson.log_prob (through betaln) loses ~1e-6 relative accuracy at counts
+    # of ~10³ even in float64; this is the same pmf by log-gamma, accurate to ~1e-12.
+    base = unexpanded(base)
+    r = base.total_count
+    if "logits" in base.__dict__:
+        log_terms = value * jax.nn.log_sigmoid(base.logits) + r * jax.nn.log_sigmoid(-base.logits)
+    else:
+        log_terms = xlogy(value, base.probs) + xlog1py(r, -base.probs)
+    return gammaln(value + r) - gammaln(value + 1) - gammaln(r) + log_terms
+
+
+class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     r"""The number of successes before ``total_count`` failures, reparameterized on
-    :math:`\{0, \dots, K\}` (see :class:`Relaxed`),
+    :math:`\{0, \dots, K\}` (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \frac{\Gamma(k + r)}{k!\,\Gamma(r)}\, p^k (1 - p)^r .
 
-    :param total_count: the number of failures :math:`r > 0` (a positive real, as in both hosts).
+    :param total_count: the number of failures :math:`r`, a real: :math:`r \ge 0` in Pyro (where
+        :math:`r = 0` puts all the mass on 0), :math:`r > 0` in NumPyro (each host's own constraint).
     :param probs: the success probability, in [0, 1).
     :param logits: the log-odds of success.
     """
 
+    _log_prob_of = staticmethod(_negative_binomial_log_prob)
+
+    @property
+    def probs(self):
+        # NumPyro's NegativeBinomialLogits has no probs, nor NegativeBinomialProbs logits: derived
+        # as NumPyro's Binomial and Geometric derive theirs.
+        base = unexpanded(self.base)
+        if "probs" in base.arg_constraints:
+            return base.probs
+        return jax.nn.sigmoid(base.logits)
+
+    @property
+    def logits(self):
+        base = unexpanded(self.base)
+        if "logits" in base.arg_constraints:
+            return base.logits
+        probs = clamp_probs(base.probs)
+        return jnp.log(probs) - jnp.log1p(-probs)
+
     def __init__(
-        self, total_count, probs=None, logits=None, estimator=ReDGE(), truncation=None, tail_mass=1e-6, *, validate_args=None
+        self,
+        total_count,
+        probs=None,
+        logits=None,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        *,
+        validate_args=None,
     ):
         base = host.NegativeBinomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
 
-    def _base_log_prob(self, value):
-        # NumPyro's GammaPoisson.log_prob (through betaln) loses ~1e-6 relative accuracy at counts
-        # of ~10³ even in float64; this is the same pmf by log-gamma, accurate to ~1e-12.
-        base = unexpanded(self.base)
-        r = base.total_count
-        if "logits" in base.__dict__:
-            log_terms = value * jax.nn.log_sigmoid(base.logits) + r * jax.nn.log_sigmoid(-base.logits)
-        else:
-            log_terms = xlogy(value, base.probs) + xlog1py(r, -base.probs)
-        return gammaln(value + r) - gammaln(value + 1) - gammaln(r) + log_terms
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the ``total_count`` and the ``probs`` or ``logits`` (as ``fn`` has it) of a host
+        ``NegativeBinomialProbs``/``NegativeBinomialLogits`` ``fn``."""
+        return cls(fn.total_count, **probs_or_logits(fn), estimator=estimator, truncation=truncation)
+
+    def guide_parameter(self):
+        """The logits, unconstrained."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``NegativeBinomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
+        return NegativeBinomial(
+            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+        )
+
+
+register(Poisson, hosts=(host.Poisson,))
+register(Binomial, hosts=(host.BinomialProbs, host.BinomialLogits))
+register(Geometric, hosts=(host.GeometricProbs, host.GeometricLogits))
+register(NegativeBinomial, hosts=(host.NegativeBinomialProbs, host.NegativeBinomialLogits))

@@ -5,9 +5,14 @@ import jax
 import jax.numpy as jnp
 from numpyro.distributions import Distribution, constraints
 
-from numpyro_redge._math import log_elementary_symmetric, subset_from_uniform
+from numpyro_redge._math import log_elementary_symmetric, subset_from_uniform, top_k_one_hot
+from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.util import check_estimator, check_value
 from numpyro_redge.estimators import AIMLE
+
+#: The estimator of a ``KSubset`` built without one. Estimators are immutable, so one instance is
+#: shared by every distribution (AIMLE's adaptive state lives outside it; see ``beta``).
+DEFAULT_ESTIMATOR = AIMLE()
 
 
 class _ReparameterizedKHot(constraints.Constraint):
@@ -46,13 +51,22 @@ class KSubset(Distribution):
     :meth:`sample_exact` draws exactly from the same recursion. ``sample()`` draws through the
     estimator: for :class:`~numpyro_redge.estimators.MarginalStraightThrough` an exact draw, for
     :class:`~numpyro_redge.estimators.IMLE` / :class:`~numpyro_redge.estimators.AIMLE`
-    perturb-and-MAP, whose law is *not* this distribution (measured by the tests). With
-    ``AIMLE`` a distribution uses the fixed ``initial_beta``; see :class:`AIMLE` for the state.
+    perturb-and-MAP, whose law is *not* this distribution (measured by the tests).
+
+    With :class:`~numpyro_redge.estimators.AIMLE` and no ``beta``, every draw uses the estimator's
+    fixed ``initial_beta``. To adapt :math:`\beta`, keep an :class:`~numpyro_redge.AIMLEState`
+    outside (``state = estimator.init_state()``), pass ``beta=state.beta`` (a pytree data field,
+    so it may be traced), take the cotangent of ``beta`` as the observed density, and advance the
+    state with ``estimator.update_state(state, density)`` (see
+    :class:`~numpyro_redge.estimators.AIMLE`).
 
     :param logits: the item scores :math:`\theta` (n on the last axis).
     :param int k: the subset size, an integer in [1, n] (static).
     :param estimator: an estimator defined for k-subsets (``IMLE``, ``AIMLE``,
-        ``MarginalStraightThrough``); default :class:`~numpyro_redge.estimators.AIMLE`.
+        ``MarginalStraightThrough``); default: one shared
+        :class:`~numpyro_redge.estimators.AIMLE` ``()`` instance.
+    :param beta: AIMLE's current :math:`\beta` (a number or a 0-dimensional array), only with an
+        ``AIMLE`` estimator; default its ``initial_beta``.
 
     **References**
 
@@ -64,20 +78,24 @@ class KSubset(Distribution):
 
     arg_constraints = {"logits": constraints.real_vector}
     reparametrized_params = ["logits"]
-    pytree_data_fields = ("logits",)
+    pytree_data_fields = ("logits", "beta")
     pytree_aux_fields = ("k", "estimator")
     has_enumerate_support = True
 
-    def __init__(self, logits, k, estimator=None, *, validate_args=None):
+    def __init__(self, logits, k, estimator=None, beta=None, *, validate_args=None):
         logits = jnp.asarray(logits)
         if jnp.ndim(logits) < 1:
             raise ValueError(f"logits must be at least one-dimensional, got shape {jnp.shape(logits)}")
         n = jnp.shape(logits)[-1]
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
             raise ValueError(f"k must be an integer in [1, n] = [1, {n}], got {k!r}")
-        estimator = AIMLE() if estimator is None else estimator
+        estimator = DEFAULT_ESTIMATOR if estimator is None else estimator
         self.estimator = check_subset_estimator(estimator, type(self).__name__)
-        self.logits, self.k = logits, int(k)
+        if beta is not None and not isinstance(estimator, AIMLE):
+            raise ValueError(
+                f"beta of {type(self).__name__} is AIMLE's scale: it needs an AIMLE estimator, got {estimator!r}"
+            )
+        self.logits, self.k, self.beta = logits, int(k), beta
         super().__init__(batch_shape=jnp.shape(logits)[:-1], event_shape=(n,), validate_args=validate_args)
 
     @property
@@ -87,7 +105,7 @@ class KSubset(Distribution):
     def expand(self, batch_shape):
         """The same class with broadcast logits, keeping ``k`` and the estimator."""
         logits = jnp.broadcast_to(self.logits, tuple(batch_shape) + self.event_shape)
-        return type(self)(logits, self.k, self.estimator, validate_args=False)
+        return type(self)(logits, self.k, self.estimator, self.beta, validate_args=False)
 
     @property
     def log_normalizer(self):
@@ -112,8 +130,10 @@ class KSubset(Distribution):
         return self.log_normalizer - (self.marginals * self.logits).sum(-1)
 
     def sample(self, key, sample_shape=()):
-        shape = tuple(sample_shape) + self.batch_shape + self.event_shape
-        return self.estimator.sample_subset(key, jnp.broadcast_to(self.logits, shape), self.k)
+        logits = jnp.broadcast_to(self.logits, tuple(sample_shape) + self.batch_shape + self.event_shape)
+        if self.beta is None:
+            return self.estimator(key, logits, k=self.k)
+        return self.estimator(key, logits, k=self.k, beta=self.beta)
 
     def sample_exact(self, key, sample_shape=()):
         """Exact draws of this distribution (no gradient), from the recursion's table."""
@@ -136,6 +156,39 @@ class KSubset(Distribution):
             subsets = jnp.broadcast_to(subsets, (subsets.shape[0],) + self.batch_shape + (n,))
         return subsets
 
+    @property
+    def mode(self):
+        """The most probable subset: the k-hot vector of the ``k`` largest logits."""
+        return top_k_one_hot(jax.lax.stop_gradient(self.logits), self.k)
+
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Not defined: no host has a k-subset distribution for ``KSubset`` to replace."""
+        raise ValueError(f"{cls.__name__} replaces no host distribution, got {type(fn).__name__}")
+
+    @staticmethod
+    def kl_divergence(p, q):
+        r"""The exact KL between two k-subset distributions with the same ``n`` and ``k``, through
+        the marginals :math:`\mu_p`:
+
+        .. math:: \mathrm{KL}(p\,\|\,q) = \langle \mu_p, \theta_p - \theta_q\rangle
+            - \log e_k(e^{\theta_p}) + \log e_k(e^{\theta_q}).
+        """
+        if p.k != q.k or p.event_shape != q.event_shape:
+            raise ValueError(
+                "KL between k-subset distributions needs the same n and k, got "
+                f"n = {p.event_shape[0]}, k = {p.k} and n = {q.event_shape[0]}, k = {q.k}"
+            )
+        return (p.marginals * (p.logits - q.logits)).sum(-1) - p.log_normalizer + q.log_normalizer
+
+    def guide_parameter(self):
+        """The prior's logits (a mean-field guide's initial logits) and their constraint."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A guide of this family with logits ``parameter`` and the prior's ``k``."""
+        return KSubset(parameter, self.k, estimator)
+
 
 def check_subset_estimator(estimator, distribution_name):
     """An estimator defined for k-subsets that returns one sample per call, or a ``ValueError``."""
@@ -143,3 +196,6 @@ def check_subset_estimator(estimator, distribution_name):
     if not estimator.supports_subsets:
         raise ValueError(f"estimator of {distribution_name}: {estimator._no_subsets()}")
     return estimator
+
+
+register(KSubset)

@@ -1,13 +1,16 @@
 import jax
-import numpy as np
 import jax.numpy as jnp
-from numpyro.distributions import Distribution, constraints
+import numpy as np
+from numpyro.distributions import CategoricalLogits, CategoricalProbs, Distribution, constraints
 from numpyro.distributions.util import lazy_property
 
-from numpyro_redge._math import expected_log_prob, safe_log
+from numpyro_redge._math import categorical_kl, expected_log_prob, safe_log
+from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.util import (
     check_estimator,
     check_value,
+    maskable_real_vector,
+    probs_or_logits,
     reparameterized_one_hot,
 )
 from numpyro_redge.estimators import ReDGE
@@ -75,6 +78,8 @@ class OneHotCategorical(CategoricalParameters):
         :class:`~numpyro_redge.estimators.ReDGE` with its defaults. Static (pytree aux data).
     """
 
+    # A -inf logit masks a category (probability exactly zero), as in Pyro.
+    arg_constraints = {"probs": constraints.simplex, "logits": maskable_real_vector}
     pytree_aux_fields = ("estimator",)
     support = reparameterized_one_hot
     has_enumerate_support = True
@@ -106,7 +111,9 @@ class OneHotCategorical(CategoricalParameters):
         estimator."""
         shape = tuple(batch_shape) + self.event_shape
         if self._parameterized_by_logits:
-            return type(self)(logits=jnp.broadcast_to(self.logits, shape), estimator=self.estimator, validate_args=False)
+            return type(self)(
+                logits=jnp.broadcast_to(self.logits, shape), estimator=self.estimator, validate_args=False
+            )
         return type(self)(probs=jnp.broadcast_to(self.probs, shape), estimator=self.estimator, validate_args=False)
 
     def enumerate_support(self, expand=True):
@@ -130,9 +137,45 @@ class OneHotCategorical(CategoricalParameters):
         log_probs = self._log_probs
         return -expected_log_prob(jnp.exp(log_probs), log_probs)
 
+    @property
+    def mode(self):
+        """The one-hot vector of the most probable category (the first one on a tie)."""
+        log_probs = self._log_probs
+        return jax.nn.one_hot(jnp.argmax(log_probs, -1), log_probs.shape[-1], dtype=log_probs.dtype)
+
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the parameters (``probs`` or ``logits``, as ``fn`` has them) of a host
+        ``CategoricalProbs``/``CategoricalLogits`` ``fn`` (for the KL: NumPyro has no one-hot
+        categorical to replace); ``truncation`` is unused (a finite support)."""
+        return cls(**probs_or_logits(fn), estimator=estimator)
+
+    @staticmethod
+    def kl_divergence(p, q):
+        """The exact KL between two categoricals over the same categories, each ours or a host
+        ``Categorical``; ``inf`` where ``p`` charges a category ``q`` does not."""
+        return categorical_kl(_normalised_log_probs(p), _normalised_log_probs(q))
+
+    def guide_parameter(self):
+        """The normalised log-probabilities (a mean-field guide's logits) and their constraint."""
+        return self._log_probs, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A guide of this family with logits ``parameter``."""
+        return OneHotCategorical(logits=parameter, estimator=estimator)
+
 
 __all__ = ["OneHotCategorical"]
 
 
 def _is_one_hot(values):
     return values.ndim > 0 and bool(((values == 0) | (values == 1)).all() and (values.sum(-1) == 1).all())
+
+
+def _normalised_log_probs(distribution):
+    if not isinstance(distribution, OneHotCategorical):
+        distribution = OneHotCategorical.from_host(distribution, ReDGE())
+    return distribution._log_probs
+
+
+register(OneHotCategorical, kl_hosts=(CategoricalLogits, CategoricalProbs))

@@ -5,7 +5,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes
 
 from numpyro_redge.distributions.one_hot_categorical import CategoricalParameters
-from numpyro_redge.estimators.base import check_positive
+from redge_core.checks import check_positive
 
 
 class RelaxedOneHotCategorical(CategoricalParameters):

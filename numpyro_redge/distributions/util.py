@@ -12,7 +12,8 @@ def check_estimator(estimator, distribution_name):
     if not isinstance(estimator, Estimator):
         raise ValueError(
             f"estimator of {distribution_name} must be an instance of "
-            f"numpyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, ReinMax, ReDGE, IMLE, AIMLE, MarginalStraightThrough), "
+            f"numpyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, ReinMax, ReDGE, IMLE, AIMLE, "
+            "MarginalStraightThrough), "
             f"got {estimator!r}"
         )
     if not estimator.one_sample_per_call:
@@ -31,8 +32,7 @@ def check_value(distribution, value):
         inside = distribution.support(value)
         if not_jax_tracer(inside) and not np.all(inside):
             raise ValueError(
-                f"value must be in the support {distribution.support} of "
-                f"{type(distribution).__name__}, got {value!r}"
+                f"value must be in the support {distribution.support} of {type(distribution).__name__}, got {value!r}"
             )
 
 
@@ -69,5 +69,29 @@ class _ReparameterizedBoolean(constraints.ParameterFreeConstraint):
         return jnp.zeros_like(prototype)
 
 
+def probs_or_logits(fn):
+    """``{"logits": fn.logits}`` or ``{"probs": fn.probs}``, whichever parameterises the host
+    distribution ``fn``: NumPyro's ``...Logits``/``...Probs`` classes each declare only their own
+    parameter in ``arg_constraints``."""
+    if "logits" in fn.arg_constraints:
+        return {"logits": fn.logits}
+    return {"probs": fn.probs}
+
+
+class _MaskableRealVector(constraints.ParameterFreeConstraint):
+    """Logit vectors in which a category may be masked by ``-inf`` (probability exactly zero), as
+    long as one is not; NaN and ``+inf`` are rejected. NumPyro's ``real_vector`` rejects ``-inf``,
+    which would refuse a masked category, and a guide initialised from a prior that has one."""
+
+    event_dim = 1
+
+    def __call__(self, x):
+        return jnp.all((x == x) & (x != jnp.inf), axis=-1) & jnp.any(x != -jnp.inf, axis=-1)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype)
+
+
+maskable_real_vector = _MaskableRealVector()
 reparameterized_one_hot = _ReparameterizedOneHot()
 reparameterized_boolean = _ReparameterizedBoolean()

@@ -4,13 +4,15 @@ import typing
 import jax.numpy as jnp
 
 from numpyro_redge._math import top_k_one_hot
-from numpyro_redge.estimators.base import check_choice, check_positive, check_positive_integer
-from numpyro_redge.estimators.imle import NOISES, PerturbAndMAP, perturb_and_map
+from numpyro_redge.estimators.imle import PerturbAndMAP, perturb_and_map
+from redge_core.estimator_options import check_aimle
 
 
 class AIMLEState(typing.NamedTuple):
-    """AIMLE's adaptive state, a pytree threaded by the caller: ``beta`` and the running (EMA)
-    gradient density, the mean number of nonzero entries of one sample's gradient."""
+    """AIMLE's adaptive state, kept by the caller (never inside the estimator), a pytree: ``beta``,
+    the scale of the target step, and ``density``, the exponential moving average of the observed
+    gradient density (nonzero entries per sample). Two 0-dimensional arrays; made by
+    :meth:`AIMLE.init_state`, advanced by :meth:`AIMLE.update_state`."""
 
     beta: typing.Any
     density: typing.Any
@@ -19,36 +21,60 @@ class AIMLEState(typing.NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class AIMLE(PerturbAndMAP):
     r"""Adaptive IMLE: perturb-and-MAP (see :class:`IMLE`) whose target step adapts to the scale of
-    the logits and of the incoming gradient,
+    the logits and of the incoming gradient :math:`g`,
 
     .. math:: \lambda = \beta\,\frac{\lVert\theta\rVert}{\lVert g\rVert}, \qquad
         \nabla_\theta \approx \frac{\mathrm{MAP}(\theta + \lambda g + \tau\varepsilon)
         - \mathrm{MAP}(\theta - \lambda g + \tau\varepsilon)}{2\lambda}
 
-    (the central difference; with ``symmetric=False`` the one-sided IMLE difference).
+    (the central difference; with ``symmetric=False`` the one-sided IMLE difference), where MAP is
+    the argmax (``k = 1``) or the top-k (``k > 1``). :math:`\beta` is adapted between steps so that
+    the gradient's density :math:`\rho` (nonzero entries per sample) approaches the target
+    :math:`\rho^*`: with :math:`\bar\rho` an exponential moving average (``decay`` :math:`\gamma`),
 
-    **State, made explicit.** A JAX object cannot carry mutable state, so :math:`\beta` is an
-    argument: ``apply(logits, noise, beta)`` (``beta=None`` uses ``initial_beta``, which is also
-    what a distribution built with this estimator uses: a fixed, non-adaptive :math:`\beta`). The
-    gradient with respect to ``beta`` is *not* a derivative: it carries the gradient density
-    observed in the backward pass (nonzero entries per sample), the pattern of flax's
-    ``perturb``. Thread the state through training with :meth:`init_state` and
-    :meth:`update_state`::
+    .. math:: \bar\rho_{t+1} = \gamma\,\bar\rho_t + (1 - \gamma)\,\rho_t, \qquad
+        \beta_{t+1} = \max\!\left(0,\ \beta_t + \begin{cases} +s & \bar\rho_{t+1} < \rho^* \\
+        -s & \text{otherwise} \end{cases}\right).
 
+    **The state lives outside the estimator.** The estimator is immutable and hashable (static
+    under ``jit``); the state (:class:`AIMLEState`, a pytree) is made by :meth:`init_state` and
+    advanced by the pure :meth:`update_state`, which the caller runs *after* the backward pass.
+    ``apply(logits, noise, k=k, beta=beta)`` and ``estimator(key, logits, k=k, beta=beta)`` take
+    :math:`\beta` as an input whose cotangent is the density :math:`\rho` observed in the backward
+    pass (a report, not a derivative; the pattern of flax's ``perturb``). Without ``beta`` the
+    fixed ``initial_beta`` is used: so does every distribution built with this estimator and no
+    ``beta`` (e.g. ``OneHotCategorical``), while :class:`~numpyro_redge.KSubset` takes ``beta=``
+    (a pytree data field) to follow a state.
+
+    The observed density is a *mean* over the samples of the call, so it can be averaged across a
+    data-parallel group (equal shards; e.g. ``jax.lax.pmean``) before :meth:`update_state`, and
+    every device then holds the same state. If one ``beta`` feeds several calls in a step (several
+    sites, or particles drawn one by one), its cotangent is the *sum* of their densities: divide by
+    the number of calls. A hand-written guide keeps the state across steps::
+
+        estimator = AIMLE(target_density=1.0)
         state = estimator.init_state()
-        grads, density = jax.grad(loss, argnums=(0, 1))(params, state.beta)
-        state = estimator.update_state(state, density)
 
-    :meth:`update_state` enters the density in an exponential moving average (``decay`` 0.9) and
-    raises :math:`\beta` by ``step`` while the average is below ``target_density``, lowers it by
-    ``step`` (never below 0) while it is above. The PyTorch twin keeps the same state inside the
-    estimator and updates it in place.
+        def guide(beta):
+            logits = numpyro.param("logits", 0.01 * jax.random.normal(key, (n,)))
+            numpyro.sample("z", KSubset(logits, k, estimator, beta=beta))
 
-    :param float target_density: the target number of nonzero gradient entries per sample.
-    :param float step: the increment of :math:`\beta`.
+        @jax.jit
+        def step(params, opt_state, state, key):
+            loss = lambda p, beta: Trace_ELBO().loss(key, p, model, guide, beta)  # model ignores beta
+            grads, density = jax.grad(loss, argnums=(0, 1))(params, state.beta)
+            # data-parallel: density = jax.lax.pmean(density, axis_name)
+            updates, opt_state = optimizer.update(grads, opt_state)
+            return optax.apply_updates(params, updates), opt_state, estimator.update_state(state, density)
+
+    The PyTorch twin (``pyro_redge.AIMLE``) has the same methods, state and update.
+
+    :param float target_density: the target number :math:`\rho^* > 0` of nonzero gradient entries
+        per sample.
+    :param float step: the increment :math:`s > 0` of :math:`\beta`.
     :param bool symmetric: central (``True``) or one-sided (``False``) difference.
-    :param float initial_beta: the initial :math:`\beta \ge 0`.
-    :param float decay: the EMA decay of the density, in [0, 1).
+    :param float initial_beta: the initial (and, without a state, the fixed) :math:`\beta \ge 0`.
+    :param float decay: the EMA decay :math:`\gamma` of the density, in [0, 1).
     :param float temperature: the noise temperature :math:`\tau > 0`.
     :param str noise: ``"gumbel"`` or ``"sum_of_gamma"``.
     :param int samples: the number of noise draws (see :class:`IMLE`).
@@ -69,35 +95,62 @@ class AIMLE(PerturbAndMAP):
     samples: int = 1
 
     def __post_init__(self):
-        check_positive("target_density", self.target_density)
-        check_positive("step", self.step)
-        check_positive("temperature", self.temperature)
-        check_choice("noise", self.noise, NOISES)
-        check_choice("symmetric", self.symmetric, (True, False))
-        check_positive_integer("samples", self.samples)
-        if not (isinstance(self.initial_beta, (int, float)) and self.initial_beta >= 0):
-            raise ValueError(f"initial_beta must be a real number >= 0, got {self.initial_beta!r}")
-        if not (isinstance(self.decay, (int, float)) and 0 <= self.decay < 1):
-            raise ValueError(f"decay must be a real number in [0, 1), got {self.decay!r}")
+        check_aimle(
+            self.target_density,
+            self.step,
+            self.symmetric,
+            self.initial_beta,
+            self.decay,
+            self.temperature,
+            self.noise,
+            self.samples,
+        )
 
-    def init_state(self):
-        """The initial :class:`AIMLEState`."""
-        return AIMLEState(beta=jnp.asarray(float(self.initial_beta)), density=jnp.asarray(float(self.target_density)))
+    def init_state(self, dtype=None):
+        """The initial :class:`AIMLEState`: ``beta = initial_beta``, ``density = target_density``.
+
+        :param dtype: the state's dtype (default: JAX's default float, float64 under x64).
+        """
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        return AIMLEState(
+            beta=jnp.asarray(float(self.initial_beta), dtype=dtype),
+            density=jnp.asarray(float(self.target_density), dtype=dtype),
+        )
 
     def update_state(self, state, observed_density):
-        """The state after one backward pass that observed ``observed_density``."""
-        density = self.decay * state.density + (1 - self.decay) * observed_density
+        """The state after a step whose backward pass observed ``observed_density`` (the cotangent
+        of ``beta``, possibly averaged across devices). Pure and ``jit``-safe.
+
+        :param AIMLEState state: the current state.
+        :param observed_density: a scalar array or number.
+        :rtype: AIMLEState
+        """
+        observed = jnp.asarray(observed_density, dtype=jnp.result_type(state.density))
+        density = self.decay * state.density + (1 - self.decay) * observed
         beta = jnp.maximum(state.beta + jnp.where(density < self.target_density, self.step, -self.step), 0.0)
         return AIMLEState(beta=beta, density=density)
 
-    def _beta(self, beta):
-        return jnp.asarray(float(self.initial_beta) if beta is None else beta)
+    def __call__(self, key, logits, k=1, beta=None):
+        logits = jnp.asarray(logits)
+        return self.apply(logits, *self.sample_noise(key, logits, k=k), k=k, beta=beta)
 
-    def apply(self, logits, noise, beta=None):
-        return perturb_and_map(jnp.asarray(logits), noise, self._beta(beta), self, 1)
+    def apply(self, logits, noise, *, k=1, beta=None):
+        """The hard sample for ``logits`` and ``noise``, with the surrogate gradient.
 
-    def apply_subset(self, logits, k, noise, beta=None):
+        :param beta: the scale :math:`\\beta` (a number or a 0-dimensional array; default
+            ``initial_beta``); its cotangent is the observed density.
+        """
+        self._check_k(k, logits)
         return perturb_and_map(jnp.asarray(logits), noise, self._beta(beta), self, k)
+
+    def _beta(self, beta):
+        if beta is None:
+            return jnp.asarray(float(self.initial_beta))
+        if jnp.ndim(beta) != 0:
+            raise ValueError(f"beta must be a scalar (0-dimensional array), got shape {jnp.shape(beta)}")
+        if isinstance(beta, (int, float)) and not beta >= 0:
+            raise ValueError(f"beta must be a real number >= 0, got {beta!r}")
+        return jnp.asarray(beta)
 
     def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
         gradient_norm = jnp.linalg.norm(grad_sample.ravel())

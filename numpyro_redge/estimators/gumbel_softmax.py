@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 
 from numpyro_redge._math import compute_dtype, one_hot, sample_gumbel, softmax_vjp
-from numpyro_redge.estimators.base import Estimator, check_positive, zero_cotangent
+from numpyro_redge.estimators.base import Estimator, zero_cotangent
+from redge_core.checks import check_positive
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -54,8 +55,10 @@ class GumbelSoftmax(Estimator):
     def __post_init__(self):
         check_positive("temperature", self.temperature)
 
-    def sample_noise(self, key, logits):
+    def sample_noise(self, key, logits, k=1):
+        self._check_k(k, logits)
         return (sample_gumbel(key, jnp.shape(logits), self._noise_dtype(logits)),)
 
-    def apply(self, logits, gumbel):
+    def apply(self, logits, gumbel, *, k=1):
+        self._check_k(k, logits)
         return _gumbel_softmax(jnp.asarray(logits), gumbel, float(self.temperature))

@@ -6,17 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from numpyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
-from numpyro_redge.estimators.base import (
-    Estimator,
-    check_choice,
-    check_positive,
-    check_positive_integer,
-    zero_cotangent,
-)
-
-NOISES = ("gumbel", "sum_of_gamma")
-# Terms of the Sum-of-Gamma noise, as in the reference implementation.
-SUM_OF_GAMMA_TERMS = 10
+from numpyro_redge.estimators.base import Estimator, zero_cotangent
+from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle
 
 
 def sample_perturbation(estimator, key, logits, k):
@@ -28,15 +19,24 @@ def sample_perturbation(estimator, key, logits, k):
     if estimator.noise == "gumbel":
         return sample_gumbel(key, shape, dtype)
     keys = jax.random.split(key, SUM_OF_GAMMA_TERMS)
-    total = sum(jax.random.gamma(keys[i - 1], 1.0 / k, shape, dtype) * (k / i) for i in range(1, SUM_OF_GAMMA_TERMS + 1))
+    total = sum(
+        jax.random.gamma(keys[i - 1], 1.0 / k, shape, dtype) * (k / i) for i in range(1, SUM_OF_GAMMA_TERMS + 1)
+    )
     return (total - math.log(SUM_OF_GAMMA_TERMS)) / k
+
+
+def observed_density(difference, dtype):
+    """The gradient density of one backward pass: the mean number of nonzero entries of one
+    sample's finite difference (nonzero entries × items / entries), in ``dtype``. Formed from
+    exact integers and one division, so that every host and every process get the same number."""
+    return ((difference != 0).sum() * difference.shape[-1]).astype(dtype) / difference.size
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def perturb_and_map(logits, noise, beta, estimator, k):
     """Forward ``MAP(θ + τε)``; backward the estimator's finite difference of MAPs, averaged over
-    the samples. ``beta`` is AIMLE's adaptive scale (unused by IMLE); its cotangent is the gradient
-    density observed in the backward pass, which the caller feeds to ``AIMLE.update_state``."""
+    the samples. ``beta`` is AIMLE's scale (unused by IMLE); its cotangent is the gradient density
+    observed in the backward pass (a report for ``AIMLE.update_state``, not a derivative)."""
     return _perturb_and_map_forward(logits, noise, beta, estimator, k)[0]
 
 
@@ -48,12 +48,14 @@ def _perturb_and_map_forward(logits, noise, beta, estimator, k):
 
 def _perturb_and_map_backward(estimator, k, residuals, grad_sample):
     logits_c, noise, beta, sample = residuals
-    difference, step = estimator._finite_difference(logits_c, noise, beta, sample, grad_sample.astype(logits_c.dtype), k)
+    difference, step = estimator._finite_difference(
+        logits_c, noise, beta, sample, grad_sample.astype(logits_c.dtype), k
+    )
     grad = difference / step
     if noise.ndim > logits_c.ndim:
         grad = grad.mean(0)
-    density = (difference != 0).sum() * logits_c.shape[-1] / difference.size
-    return grad.astype(grad_sample.dtype), zero_cotangent(noise), jnp.asarray(density, jnp.result_type(beta))
+    density = observed_density(difference, jnp.result_type(beta)).reshape(jnp.shape(beta))
+    return grad.astype(grad_sample.dtype), zero_cotangent(noise), density
 
 
 perturb_and_map.defvjp(_perturb_and_map_forward, _perturb_and_map_backward)
@@ -70,16 +72,12 @@ class PerturbAndMAP(Estimator):
     def one_sample_per_call(self):
         return self.samples == 1
 
-    def sample_noise(self, key, logits):
-        return (sample_perturbation(self, key, logits, 1),)
-
-    def apply(self, logits, noise):
-        return perturb_and_map(jnp.asarray(logits), noise, jnp.zeros(()), self, 1)
-
-    def subset_noise(self, key, logits, k):
+    def sample_noise(self, key, logits, k=1):
+        self._check_k(k, logits)
         return (sample_perturbation(self, key, logits, k),)
 
-    def apply_subset(self, logits, k, noise):
+    def apply(self, logits, noise, *, k=1):
+        self._check_k(k, logits)
         return perturb_and_map(jnp.asarray(logits), noise, jnp.zeros(()), self, k)
 
 
@@ -115,11 +113,7 @@ class IMLE(PerturbAndMAP):
     samples: int = 1
 
     def __post_init__(self):
-        check_positive("temperature", self.temperature)
-        check_positive("lam", self.lam)
-        check_choice("noise", self.noise, NOISES)
-        check_positive_integer("samples", self.samples)
-
+        check_imle(self.temperature, self.lam, self.noise, self.samples)
 
     def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
         target = top_k_one_hot(logits - self.lam * grad_sample + self.temperature * noise, k)

@@ -42,8 +42,10 @@ class MarginalStraightThrough(Estimator):
     .. math:: \frac{\partial z}{\partial \theta} \approx \frac{\partial \mu}{\partial \theta},
         \qquad \mu = \nabla_\theta \log e_k(e^{\theta}) = \mathbb{E}_p[z].
 
-    For a categorical (k = 1) the marginals are :math:`\mathrm{softmax}\,\theta` and this is
-    :class:`StraightThrough` exactly.
+    For a categorical (``k = 1``) the marginals are :math:`\mathrm{softmax}\,\theta` and this is
+    :class:`StraightThrough` exactly (same noise: one uniform per row, inverse-CDF draw); for
+    ``k > 1`` the noise is one uniform per item, consumed by the exact sampler of
+    :class:`~numpyro_redge.KSubset`.
 
     **References**
 
@@ -53,14 +55,14 @@ class MarginalStraightThrough(Estimator):
 
     supports_subsets = True
 
-    def sample_noise(self, key, logits):
-        return StraightThrough().sample_noise(key, logits)
-
-    def apply(self, logits, uniform):
-        return StraightThrough().apply(logits, uniform)
-
-    def subset_noise(self, key, logits, k):
+    def sample_noise(self, key, logits, k=1):
+        self._check_k(k, logits)
+        if k == 1:
+            return StraightThrough().sample_noise(key, logits)
         return (jax.random.uniform(key, jnp.shape(logits), dtype=self._noise_dtype(logits)),)
 
-    def apply_subset(self, logits, k, uniform):
+    def apply(self, logits, uniform, *, k=1):
+        self._check_k(k, logits)
+        if k == 1:
+            return StraightThrough().apply(logits, uniform)
         return _marginal_straight_through(jnp.asarray(logits), uniform, k)

@@ -4,19 +4,10 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from numpyro_redge._math import (
-    categorical_from_uniform,
-    compute_dtype,
-    ddim_schedule,
-    one_hot,
-    sample_uniform,
-    softmax_vjp,
-)
+from numpyro_redge._math import categorical_from_uniform, compute_dtype, one_hot, sample_uniform, softmax_vjp
 from numpyro_redge.estimators.base import Estimator, zero_cotangent
-
-VARIANTS = ("mean", "cov", "rein")
-# Floor of the per-category variance in the ``cov`` variant, as in the reference package.
-COV_MIN_VARIANCE = 0.1
+from redge_core.estimator_options import COV_MIN_VARIANCE, check_redge
+from redge_core.schedules import ddim_schedule
 
 
 def denoising_chain(logits, gaussian, schedule, variant):
@@ -36,18 +27,16 @@ def denoising_chain(logits, gaussian, schedule, variant):
     estimates = []
     for t in range(len(alphas) - 1, 0, -1):
         if variant == "cov":
-            log_likelihood = (
-                alphas[t] * x - schedule.alphas_sigmas[t] * prior_probs - schedule.alphas_sq[t] / 2
-            ) / (variance * schedule.sigmas_sq[t])
+            log_likelihood = (alphas[t] * x - schedule.alphas_sigmas[t] * prior_probs - schedule.alphas_sq[t] / 2) / (
+                variance * schedule.sigmas_sq[t]
+            )
             estimate = jax.nn.softmax(logits + log_likelihood, axis=-1)
         else:
             estimate = jax.nn.softmax(logits + (alphas[t] / schedule.sigmas_sq[t]) * x, axis=-1)
         estimates.append(estimate)
         if t > 1:
             # x_{t-1} = α_{t-1} x̂0 + σ_{t-1} (x_t − α_t x̂0) / σ_t
-            x = (sigmas[t - 1] / sigmas[t]) * x + (
-                alphas[t - 1] - sigmas[t - 1] * alphas[t] / sigmas[t]
-            ) * estimate
+            x = (sigmas[t - 1] / sigmas[t]) * x + (alphas[t - 1] - sigmas[t - 1] * alphas[t] / sigmas[t]) * estimate
     return estimates
 
 
@@ -61,9 +50,7 @@ def _redge_forward(logits, gaussian, uniform, estimator):
     gaussian = gaussian.astype(logits_c.dtype)
     schedule = ddim_schedule(estimator.num_steps, estimator.t1)
     if estimator.variant == "cov":
-        estimate, pullback = jax.vjp(
-            lambda x: denoising_chain(x, gaussian, schedule, "cov")[-1], logits_c
-        )
+        estimate, pullback = jax.vjp(lambda x: denoising_chain(x, gaussian, schedule, "cov")[-1], logits_c)
         saved = (pullback,)
     else:
         estimates = denoising_chain(logits_c, gaussian, schedule, estimator.variant)
@@ -151,18 +138,15 @@ class ReDGE(Estimator):
     variant: str = "mean"
 
     def __post_init__(self):
-        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < 2:
-            raise ValueError(f"num_steps must be an integer >= 2, got {self.num_steps!r}")
-        if isinstance(self.t1, bool) or not isinstance(self.t1, (int, float)) or not 0 < self.t1 < 1:
-            raise ValueError(f"t1 must be a real number in the open interval (0, 1), got {self.t1!r}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        check_redge(self.num_steps, self.t1, self.variant)
 
-    def sample_noise(self, key, logits):
+    def sample_noise(self, key, logits, k=1):
+        self._check_k(k, logits)
         dtype = self._noise_dtype(logits)
         gaussian_key, uniform_key = jax.random.split(key)
         gaussian = jax.random.normal(gaussian_key, jnp.shape(logits), dtype=dtype)
         return gaussian, sample_uniform(uniform_key, logits, dtype)
 
-    def apply(self, logits, gaussian, uniform):
+    def apply(self, logits, gaussian, uniform, *, k=1):
+        self._check_k(k, logits)
         return _redge(jnp.asarray(logits), gaussian, uniform, self)

@@ -11,7 +11,8 @@ from numpyro_redge._math import (
     sample_uniform,
     softmax_vjp,
 )
-from numpyro_redge.estimators.base import Estimator, check_positive, zero_cotangent
+from numpyro_redge.estimators.base import Estimator, zero_cotangent
+from redge_core.checks import check_positive
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -65,8 +66,10 @@ class ReinMax(Estimator):
     def __post_init__(self):
         check_positive("temperature", self.temperature)
 
-    def sample_noise(self, key, logits):
+    def sample_noise(self, key, logits, k=1):
+        self._check_k(k, logits)
         return (sample_uniform(key, logits, self._noise_dtype(logits)),)
 
-    def apply(self, logits, uniform):
+    def apply(self, logits, uniform, *, k=1):
+        self._check_k(k, logits)
         return _reinmax(jnp.asarray(logits), uniform, float(self.temperature))

@@ -49,8 +49,10 @@ class StraightThrough(Estimator):
         Computation`, Yoshua Bengio, Nicholas Léonard, Aaron Courville (2013)
     """
 
-    def sample_noise(self, key, logits):
+    def sample_noise(self, key, logits, k=1):
+        self._check_k(k, logits)
         return (sample_uniform(key, logits, self._noise_dtype(logits)),)
 
-    def apply(self, logits, uniform):
+    def apply(self, logits, uniform, *, k=1):
+        self._check_k(k, logits)
         return _straight_through(jnp.asarray(logits), uniform)

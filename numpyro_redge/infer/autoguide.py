@@ -9,7 +9,7 @@ from numpyro.distributions import ExpandedDistribution, Independent, MaskedDistr
 from numpyro.distributions.util import periodic_repeat
 from numpyro.infer.autoguide import AutoGuide, AutoNormal
 
-import numpyro_redge.distributions as ours
+from numpyro_redge.distributions.registry import REGISTRY
 from numpyro_redge.estimators import ReDGE
 from numpyro_redge.infer.reparam import relax
 
@@ -24,32 +24,12 @@ def unwrap(fn):
     return fn, reinterpreted
 
 
-def variational_family(prior, estimator, truncation):
-    """For a site whose prior is ``prior`` (ours, unwrapped): the learnable parameter's initial
-    value (the prior's own, in the value's shape), its constraint, and the guide's builder."""
-    if isinstance(prior, ours.OneHotCategorical):
-        return prior._log_probs, constraints.real, lambda p: ours.OneHotCategorical(logits=p, estimator=estimator)
-    if isinstance(prior, ours.Bernoulli):
-        log_probs = prior._log_probs
-        return log_probs[..., 1] - log_probs[..., 0], constraints.real, lambda p: ours.Bernoulli(logits=p, estimator=estimator)
-    if isinstance(prior, ours.KSubset):
-        return prior.logits, constraints.real, lambda p: ours.KSubset(p, prior.k, estimator)
-    if isinstance(prior, ours.Poisson):
-        return prior.rate, constraints.positive, lambda p: ours.Poisson(p, estimator, truncation)
-    if isinstance(prior, ours.Binomial):
-        return prior.logits, constraints.real, lambda p: ours.Binomial(prior.total_count, logits=p, estimator=estimator, truncation=truncation)
-    if isinstance(prior, ours.Geometric):
-        return prior.logits, constraints.real, lambda p: ours.Geometric(logits=p, estimator=estimator, truncation=truncation)
-    if isinstance(prior, ours.NegativeBinomial):
-        return prior.logits, constraints.real, lambda p: ours.NegativeBinomial(prior.total_count, logits=p, estimator=estimator, truncation=truncation)
-    raise ValueError(f"AutoRelaxed has no variational family for {type(prior).__name__}")
-
-
 class AutoRelaxed(AutoGuide):
     r"""An autoguide for models with discrete latent variables: a mean-field guide of our
     distributions on every discrete latent site (the same family as the prior, with its own
-    learnable parameters, initialised at the prior's plus ``init_scale`` noise), and
-    :class:`~numpyro.infer.autoguide.AutoNormal` on the continuous ones.
+    learnable parameter, initialised at the prior's plus ``init_scale`` noise where it is
+    unconstrained; each registered class says which parameter, through ``guide_parameter`` and
+    ``guide``), and :class:`~numpyro.infer.autoguide.AutoNormal` on the continuous ones.
 
     The guide relaxes its copy of the model with :func:`~numpyro_redge.infer.relax`; give SVI the
     relaxed model too, so that NumPyro sees no discrete latent site (and does not warn)::
@@ -94,22 +74,22 @@ class AutoRelaxed(AutoGuide):
             for frame in site["cond_indep_stack"]:
                 self._prototype_frames.setdefault(frame.name, frame)
             prior, reinterpreted = unwrap(site["fn"])
-            if not isinstance(prior, (ours.OneHotCategorical, ours.Bernoulli, ours.Relaxed, ours.KSubset)):
+            if not REGISTRY.is_ours(prior):
                 continuous.append(name)
                 continue
-            init, constraint, builder = variational_family(prior, self.estimator, self.truncation)
+            init, constraint = prior.guide_parameter()
             init = jnp.broadcast_to(jnp.asarray(init), jnp.broadcast_shapes(jnp.shape(init), jnp.shape(site["value"])))
             if constraint is constraints.real:
                 noise_key, key = jax.random.split(noise_key)
                 init = init + self._init_scale * jax.random.normal(key, init.shape, init.dtype)
             event_dim = site["fn"].event_dim
-            self._discrete[name] = (init, constraint, builder, reinterpreted, event_dim)
-        for name, (init, constraint, builder, reinterpreted, event_dim) in list(self._discrete.items()):
+            self._discrete[name] = (init, constraint, prior, reinterpreted, event_dim)
+        for name, (init, constraint, prior, reinterpreted, event_dim) in list(self._discrete.items()):
             for frame in self.prototype_trace[name]["cond_indep_stack"]:
                 full_size = self._prototype_frame_full_sizes[frame.name]
                 if full_size != frame.size:
                     init = periodic_repeat(init, full_size, frame.dim - event_dim)
-            self._discrete[name] = (init, constraint, builder, reinterpreted, event_dim)
+            self._discrete[name] = (init, constraint, prior, reinterpreted, event_dim)
         if continuous:
             self._continuous = AutoNormal(
                 handlers.block(self.model, expose=continuous),
@@ -126,12 +106,13 @@ class AutoRelaxed(AutoGuide):
             self._setup_prototype(*args, **kwargs)
         plates = self._create_plates(*args, **kwargs)
         result = {}
-        for name, (init, constraint, builder, reinterpreted, event_dim) in self._discrete.items():
+        for name, (init, constraint, prior, reinterpreted, event_dim) in self._discrete.items():
             with contextlib.ExitStack() as stack:
                 for frame in self.prototype_trace[name]["cond_indep_stack"]:
                     stack.enter_context(plates[frame.name])
                 parameter = numpyro.param(self._parameter_name(name), init, constraint=constraint, event_dim=event_dim)
-                result[name] = numpyro.sample(name, builder(parameter).to_event(reinterpreted))
+                guide = prior.guide(parameter, self.estimator, self.truncation)
+                result[name] = numpyro.sample(name, guide.to_event(reinterpreted))
         if self._continuous is not None:
             result.update(self._continuous(*args, **kwargs))
         return result
@@ -152,18 +133,10 @@ class AutoRelaxed(AutoGuide):
     def median(self, params):
         """The mode of each discrete site (for a k-subset: the top k) and the median of each
         continuous one."""
-        medians = {}
-        for name, (_, _, builder, _, _) in self._discrete.items():
-            guide = builder(params[self._parameter_name(name)])
-            if isinstance(guide, ours.OneHotCategorical):
-                medians[name] = jax.nn.one_hot(jnp.argmax(guide.logits, -1), guide.event_shape[0], dtype=guide.logits.dtype)
-            elif isinstance(guide, ours.Bernoulli):
-                medians[name] = (guide.logits > 0).astype(guide.logits.dtype)
-            elif isinstance(guide, ours.KSubset):
-                medians[name] = jax.nn.one_hot(jax.lax.top_k(guide.logits, guide.k)[1], guide.event_shape[0]).sum(-2)
-            else:
-                values, log_pmf = guide._support_and_log_pmf()
-                medians[name] = values[jnp.argmax(log_pmf, -1)]
+        medians = {
+            name: prior.guide(params[self._parameter_name(name)], self.estimator, self.truncation).mode
+            for name, (_, _, prior, _, _) in self._discrete.items()
+        }
         if self._continuous is not None:
             medians.update(self._continuous.median(params))
         return medians

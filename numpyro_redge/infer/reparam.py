@@ -1,37 +1,24 @@
 import numpyro.distributions as host
+from numpyro import handlers
 from numpyro.infer.reparam import Reparam
 
-import numpyro_redge.distributions as ours
+from numpyro_redge.distributions.registry import REGISTRY
 from numpyro_redge.estimators import ReDGE
 
-SUPPORTED = "Bernoulli, Poisson, Binomial, Geometric, NegativeBinomial (NumPyro has no OneHotCategorical)"
-
-
-def _probs_or_logits(fn):
-    """``{"logits": ...}`` or ``{"probs": ...}``, whichever parameterises the host distribution."""
-    if "logits" in fn.__dict__:
-        return {"logits": fn.logits}
-    return {"probs": fn.probs}
+_WRAPPERS = (host.Independent, host.MaskedDistribution, host.ExpandedDistribution)
 
 
 def relaxed_twin(fn, estimator, truncation, name):
-    """Our distribution with the parameters of the host distribution ``fn`` (no wrappers)."""
-    if isinstance(fn, (ours.OneHotCategorical, ours.Bernoulli, ours.Relaxed, ours.KSubset)):
+    """Our registered distribution with the parameters of the host distribution ``fn`` (no
+    wrappers); ``fn`` itself if it is already ours."""
+    if REGISTRY.is_ours(fn):
         return fn
-    counts = {"estimator": estimator, "truncation": truncation}
-    try:
-        if isinstance(fn, (host.BernoulliProbs, host.BernoulliLogits)):
-            return ours.Bernoulli(**_probs_or_logits(fn), estimator=estimator)
-        if isinstance(fn, host.Poisson):
-            return ours.Poisson(fn.rate, **counts)
-        if isinstance(fn, (host.BinomialProbs, host.BinomialLogits)):
-            return ours.Binomial(fn.total_count, **_probs_or_logits(fn), **counts)
-        if isinstance(fn, (host.GeometricProbs, host.GeometricLogits)):
-            return ours.Geometric(**_probs_or_logits(fn), **counts)
-        if isinstance(fn, (host.NegativeBinomialProbs, host.NegativeBinomialLogits)):
-            return ours.NegativeBinomial(fn.total_count, **_probs_or_logits(fn), **counts)
-    except ValueError as error:
-        raise ValueError(f"RelaxReparam at site '{name}': {error}") from error
+    ours = REGISTRY.ours_for_host(fn)
+    if ours is not None:
+        try:
+            return ours.from_host(fn, estimator, truncation)
+        except ValueError as error:
+            raise ValueError(f"RelaxReparam at site '{name}': {error}") from error
     if isinstance(fn, (host.CategoricalProbs, host.CategoricalLogits)):
         raise ValueError(
             f"RelaxReparam at site '{name}': a Categorical's value is an integer index, and an index "
@@ -39,7 +26,8 @@ def relaxed_twin(fn, estimator, truncation, name):
             "Write the site as numpyro_redge.OneHotCategorical (value @ jnp.arange(K) recovers the index)."
         )
     raise ValueError(
-        f"RelaxReparam at site '{name}': {type(fn).__name__} is not supported; supported: {SUPPORTED}"
+        f"RelaxReparam at site '{name}': {type(fn).__name__} is not supported; "
+        f"supported: {REGISTRY.supported_hosts()} (NumPyro has no OneHotCategorical: write one-hot sites with ours)"
     )
 
 
@@ -49,9 +37,11 @@ class RelaxReparam(Reparam):
 
         model = numpyro.handlers.reparam(model, config={"z": RelaxReparam(ReinMax())})
 
-    Supports ``Bernoulli``, ``Poisson``, ``Binomial``, ``Geometric`` and ``NegativeBinomial``
-    sites (NumPyro has no ``OneHotCategorical``; write one-hot sites with ours), inside plates and
-    under ``.to_event()``, ``.expand()`` and ``.mask()``. Observed sites are left alone. A
+    Supports every host distribution registered in
+    :data:`numpyro_redge.distributions.registry.REGISTRY` (``Bernoulli``, ``Poisson``,
+    ``Binomial``, ``Geometric``, ``NegativeBinomial``; NumPyro has no ``OneHotCategorical``: write
+    one-hot sites with ours), inside plates and under ``.to_event()``, ``.expand()`` and
+    ``.mask()``. Observed sites and sites already of ours are left alone. A
     ``Categorical`` site is a ``ValueError`` that explains why (its integer value cannot carry a
     gradient) and points to :class:`~numpyro_redge.OneHotCategorical`; so is any other
     distribution, and an estimator the distribution does not accept, each naming the site.
@@ -68,7 +58,7 @@ class RelaxReparam(Reparam):
         if obs is not None:
             return fn, obs
         layers = []
-        while isinstance(fn, (host.Independent, host.MaskedDistribution, host.ExpandedDistribution)):
+        while isinstance(fn, _WRAPPERS):
             layers.append(fn)
             fn = fn.base_dist
         new_fn = relaxed_twin(fn, self.estimator, self.truncation, name)
@@ -83,16 +73,15 @@ class RelaxReparam(Reparam):
 
 
 def relax(model, estimator=ReDGE(), truncation=None):
-    """``model`` with every latent discrete site of a supported host distribution relaxed by
-    :class:`RelaxReparam` (a ``Categorical`` site is the same ``ValueError``); other sites, observed
-    sites and sites already of ours are unchanged."""
-    from numpyro import handlers
+    """``model`` with every latent site of a discrete host distribution relaxed by
+    :class:`RelaxReparam` (an unregistered one, e.g. ``Categorical``, is its ``ValueError``); other
+    sites, observed sites and sites already of ours are unchanged."""
 
     def config(msg):
         if msg.get("is_observed") or msg.get("fn") is None:
             return None
         fn = msg["fn"]
-        while isinstance(fn, (host.Independent, host.MaskedDistribution, host.ExpandedDistribution)):
+        while isinstance(fn, _WRAPPERS):
             fn = fn.base_dist
         if fn.support.is_discrete:
             return RelaxReparam(estimator, truncation)

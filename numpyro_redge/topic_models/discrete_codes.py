@@ -7,8 +7,9 @@ from jax.scipy.special import xlogy
 from numpyro import handlers
 
 from numpyro_redge.distributions import OneHotCategorical
-from numpyro_redge.estimators import ReinMax
-from numpyro_redge.topic_models.training import Batch, Encoder, check_arguments
+from numpyro_redge.estimators import Estimator, ReinMax
+from numpyro_redge.topic_models.training import Batch, Encoder
+from redge_core.topic_models import check_arguments, describe
 
 
 class DiscreteCodeTopicModel:
@@ -33,20 +34,37 @@ class DiscreteCodeTopicModel:
     ICLR 2017 (ProdLDA, the product-of-experts decoder, here with discrete codes).
     """
 
-    def __init__(self, vocabulary_size, num_codes=4, code_size=8, estimator=ReinMax(), hidden_size=100, dtype=jnp.float32, seed=0):
-        check_arguments(estimator, vocabulary_size=vocabulary_size, num_codes=num_codes, code_size=code_size, hidden_size=hidden_size)
-        self.vocabulary_size, self.num_codes, self.code_size, self.estimator = vocabulary_size, num_codes, code_size, estimator
+    def __init__(
+        self, vocabulary_size, num_codes=4, code_size=8, estimator=ReinMax(), hidden_size=100, dtype=jnp.float32, seed=0
+    ):
+        check_arguments(
+            estimator,
+            Estimator,
+            vocabulary_size=vocabulary_size,
+            num_codes=num_codes,
+            code_size=code_size,
+            hidden_size=hidden_size,
+        )
+        self.vocabulary_size, self.num_codes, self.code_size, self.estimator = (
+            vocabulary_size,
+            num_codes,
+            code_size,
+            estimator,
+        )
         self.dtype = dtype
-        self.inference = "reinforce" if estimator is None else "pathwise"
-        self.label = f"codes[{'TraceGraph_ELBO' if estimator is None else type(estimator).__name__}]"
-        self.initial_codebooks = jnp.asarray(0.1 * np.random.default_rng(seed).standard_normal((num_codes, code_size, vocabulary_size)), dtype)
+        self.inference, self.label = describe("codes", estimator, "reinforce")
+        self.initial_codebooks = jnp.asarray(
+            0.1 * np.random.default_rng(seed).standard_normal((num_codes, code_size, vocabulary_size)), dtype
+        )
         self.encoder = Encoder("codes.encoder", vocabulary_size, hidden_size, num_codes * code_size, seed, dtype)
         self.params = None
 
     def _decoder(self, params=None):
         if params is not None:
             return params["codes.codebooks"], params["codes.bias"]
-        return numpyro.param("codes.codebooks", self.initial_codebooks), numpyro.param("codes.bias", jnp.zeros(self.vocabulary_size, dtype=self.dtype))
+        return numpyro.param("codes.codebooks", self.initial_codebooks), numpyro.param(
+            "codes.bias", jnp.zeros(self.vocabulary_size, dtype=self.dtype)
+        )
 
     def word_log_probs(self, codes, params=None):
         """``(..., words)`` log-probabilities of the words given one-hot ``codes`` ``(..., M, C)``."""
@@ -60,7 +78,11 @@ class DiscreteCodeTopicModel:
 
     def model(self, batch):
         uniform = jnp.zeros((self.num_codes, self.code_size), dtype=self.dtype)
-        with handlers.scale(scale=batch.scale), numpyro.plate("documents", len(batch.bag_of_words)), handlers.mask(mask=batch.document_mask):
+        with (
+            handlers.scale(scale=batch.scale),
+            numpyro.plate("documents", len(batch.bag_of_words)),
+            handlers.mask(mask=batch.document_mask),
+        ):
             codes = numpyro.sample("codes", self._codes(uniform))
             if self.estimator is None:
                 codes = jax.nn.one_hot(codes, self.code_size, dtype=self.dtype)
@@ -72,7 +94,11 @@ class DiscreteCodeTopicModel:
 
     def guide(self, batch):
         logits = self._code_logits(batch.bag_of_words)
-        with handlers.scale(scale=batch.scale), numpyro.plate("documents", len(batch.bag_of_words)), handlers.mask(mask=batch.document_mask):
+        with (
+            handlers.scale(scale=batch.scale),
+            numpyro.plate("documents", len(batch.bag_of_words)),
+            handlers.mask(mask=batch.document_mask),
+        ):
             numpyro.sample("codes", self._codes(logits))
 
     def topics(self):
@@ -86,12 +112,19 @@ class DiscreteCodeTopicModel:
         without the multinomial coefficient, as for :class:`LDA`):
         :math:`E_q[\sum_v x_v \log p_v(c)] - \mathrm{KL}(q(c) \| p(c))` by ``num_samples`` draws."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return float(jax.jit(_codes_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed)) / batch.num_tokens
+        return (
+            float(jax.jit(_codes_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed))
+            / batch.num_tokens
+        )
 
 
 def _codes_bound(model, params, batch, num_samples, seed):
     logits = model._code_logits(batch.bag_of_words, params)
-    codes = jax.nn.one_hot(host.Categorical(logits=logits).sample(jax.random.PRNGKey(seed), (num_samples,)), model.code_size, dtype=model.dtype)
+    codes = jax.nn.one_hot(
+        host.Categorical(logits=logits).sample(jax.random.PRNGKey(seed), (num_samples,)),
+        model.code_size,
+        dtype=model.dtype,
+    )
     log_likelihood = (batch.bag_of_words * model.word_log_probs(codes, params)).sum(-1).mean(0).sum()
     probs = jax.nn.softmax(logits, -1)
     kl = (xlogy(probs, probs).sum(-1) + jnp.log(model.code_size)).sum()

@@ -6,8 +6,9 @@ import numpyro.distributions as host
 from numpyro import handlers
 
 from numpyro_redge.distributions import OneHotCategorical
-from numpyro_redge.estimators import ReinMax
-from numpyro_redge.topic_models.training import Batch, Encoder, check_arguments
+from numpyro_redge.estimators import Estimator, ReinMax
+from numpyro_redge.topic_models.training import Batch, Encoder
+from redge_core.topic_models import check_arguments, describe
 
 
 class LDA:
@@ -37,18 +38,34 @@ class LDA:
     :param float concentration: the symmetric Dirichlet prior :math:`\alpha`.
     """
 
-    def __init__(self, vocabulary_size, num_topics=20, estimator=ReinMax(), concentration=0.5, hidden_size=100, dtype=jnp.float64, seed=0):
-        check_arguments(estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, hidden_size=hidden_size)
+    def __init__(
+        self,
+        vocabulary_size,
+        num_topics=20,
+        estimator=ReinMax(),
+        concentration=0.5,
+        hidden_size=100,
+        dtype=jnp.float64,
+        seed=0,
+    ):
+        check_arguments(
+            estimator, Estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, hidden_size=hidden_size
+        )
         self.vocabulary_size, self.num_topics, self.estimator = vocabulary_size, num_topics, estimator
         self.concentration, self.dtype = concentration, dtype
-        self.inference = "enumeration" if estimator is None else "pathwise"
-        self.label = f"LDA[{'TraceEnum_ELBO' if estimator is None else type(estimator).__name__}]"
-        self.initial_topic_logits = jnp.asarray(0.5 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)), dtype)
+        self.inference, self.label = describe("LDA", estimator, "enumeration")
+        self.initial_topic_logits = jnp.asarray(
+            0.5 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)), dtype
+        )
         self.encoder = Encoder("lda.encoder", vocabulary_size, hidden_size, num_topics, seed, dtype)
         self.params = None
 
     def topic_log_probs(self, params=None):
-        logits = numpyro.param("lda.topic_logits", self.initial_topic_logits) if params is None else params["lda.topic_logits"]
+        logits = (
+            numpyro.param("lda.topic_logits", self.initial_topic_logits)
+            if params is None
+            else params["lda.topic_logits"]
+        )
         return jax.nn.log_softmax(logits, -1)
 
     def model(self, batch):
@@ -62,10 +79,14 @@ class LDA:
                 if self.estimator is None:
                     # NumPyro's parallel enumeration substitutes integer indices for the value
                     # (funsor's enum handler), so the enumerated site is an integer Categorical.
-                    assignment = numpyro.sample("assignments", host.Categorical(probs=token_topics), infer={"enumerate": "parallel"})
+                    assignment = numpyro.sample(
+                        "assignments", host.Categorical(probs=token_topics), infer={"enumerate": "parallel"}
+                    )
                     numpyro.factor("words", log_topics[assignment, batch.word_of_token])
                 else:
-                    assignment = numpyro.sample("assignments", OneHotCategorical(probs=token_topics, estimator=self.estimator))
+                    assignment = numpyro.sample(
+                        "assignments", OneHotCategorical(probs=token_topics, estimator=self.estimator)
+                    )
                     # log p(w | z) = z · log β[:, w] is linear in the one-hot assignment; a factor
                     # avoids materialising a tokens × vocabulary matrix of word logits.
                     numpyro.factor("words", (assignment * log_topics.T[batch.word_of_token]).sum(-1))
@@ -79,7 +100,9 @@ class LDA:
             with numpyro.plate("documents", len(batch.bag_of_words)), handlers.mask(mask=batch.document_mask):
                 document_topics = numpyro.sample("document_topics", host.Dirichlet(concentration))
             if self.estimator is not None:
-                word_logits = numpyro.param("lda.word_logits", jnp.zeros((self.vocabulary_size, self.num_topics), dtype=self.dtype))
+                word_logits = numpyro.param(
+                    "lda.word_logits", jnp.zeros((self.vocabulary_size, self.num_topics), dtype=self.dtype)
+                )
                 with numpyro.plate("tokens", len(batch.word_of_token)), handlers.mask(mask=batch.token_mask):
                     logits = jnp.log(document_topics)[batch.document_of_token] + word_logits[batch.word_of_token]
                     numpyro.sample("assignments", OneHotCategorical(logits=logits, estimator=self.estimator))
@@ -93,7 +116,10 @@ class LDA:
         exactly, :math:`E_{q(\theta)}[\sum_n \log \sum_k \theta_k \beta_{k w_n}] - \mathrm{KL}(q(\theta) \| p(\theta))`
         by ``num_samples`` draws of :math:`\theta` (``-log`` of the held-out perplexity)."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return float(jax.jit(_lda_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed)) / batch.num_tokens
+        return (
+            float(jax.jit(_lda_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed))
+            / batch.num_tokens
+        )
 
 
 def _lda_bound(lda, params, batch, num_samples, seed):
@@ -101,6 +127,8 @@ def _lda_bound(lda, params, batch, num_samples, seed):
     posterior = host.Dirichlet(concentration)
     prior = host.Dirichlet(jnp.full_like(concentration, lda.concentration))
     theta = posterior.sample(jax.random.PRNGKey(seed), (num_samples,))
-    token_log_probs = jax.nn.logsumexp(jnp.log(theta)[:, batch.document_of_token] + lda.topic_log_probs(params).T[batch.word_of_token], -1)
+    token_log_probs = jax.nn.logsumexp(
+        jnp.log(theta)[:, batch.document_of_token] + lda.topic_log_probs(params).T[batch.word_of_token], -1
+    )
     log_likelihood = jnp.where(batch.token_mask, token_log_probs, 0.0).sum(-1).mean()
     return log_likelihood - jnp.where(batch.document_mask, host.kl_divergence(posterior, prior), 0.0).sum()

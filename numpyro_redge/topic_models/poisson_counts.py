@@ -6,8 +6,9 @@ import numpyro.distributions as host
 from numpyro import handlers
 
 from numpyro_redge.distributions import Poisson
-from numpyro_redge.estimators import ReinMax
-from numpyro_redge.topic_models.training import Batch, Encoder, check_arguments
+from numpyro_redge.estimators import Estimator, ReinMax
+from numpyro_redge.topic_models.training import Batch, Encoder
+from redge_core.topic_models import check_arguments, describe
 
 
 class PoissonTopicModel:
@@ -32,13 +33,31 @@ class PoissonTopicModel:
     recommendation with hierarchical Poisson factorization*, UAI 2015.
     """
 
-    def __init__(self, vocabulary_size, num_topics=10, estimator=ReinMax(), prior_rate=3.0, truncation=30, hidden_size=100, dtype=jnp.float32, seed=0):
-        check_arguments(estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, truncation=truncation, hidden_size=hidden_size)
+    def __init__(
+        self,
+        vocabulary_size,
+        num_topics=10,
+        estimator=ReinMax(),
+        prior_rate=3.0,
+        truncation=30,
+        hidden_size=100,
+        dtype=jnp.float32,
+        seed=0,
+    ):
+        check_arguments(
+            estimator,
+            Estimator,
+            vocabulary_size=vocabulary_size,
+            num_topics=num_topics,
+            truncation=truncation,
+            hidden_size=hidden_size,
+        )
         self.vocabulary_size, self.num_topics, self.estimator = vocabulary_size, num_topics, estimator
         self.prior_rate, self.truncation, self.dtype = prior_rate, truncation, dtype
-        self.inference = "reinforce" if estimator is None else "pathwise"
-        self.label = f"Poisson[{'TraceGraph_ELBO' if estimator is None else type(estimator).__name__}]"
-        self.initial_topic_rates = jnp.asarray(0.1 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)) - 3.0, dtype)
+        self.inference, self.label = describe("Poisson", estimator, "reinforce")
+        self.initial_topic_rates = jnp.asarray(
+            0.1 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)) - 3.0, dtype
+        )
         self.encoder = Encoder("poisson.encoder", vocabulary_size, hidden_size, num_topics, seed, dtype)
         self.params = None
 
@@ -48,7 +67,11 @@ class PoissonTopicModel:
         return Poisson(rate, estimator=self.estimator, truncation=self.truncation)
 
     def topic_rates(self, params=None):
-        raw = numpyro.param("poisson.topic_rates", self.initial_topic_rates) if params is None else params["poisson.topic_rates"]
+        raw = (
+            numpyro.param("poisson.topic_rates", self.initial_topic_rates)
+            if params is None
+            else params["poisson.topic_rates"]
+        )
         return jax.nn.softplus(raw)
 
     def _word_rates(self, topic_counts, params=None):
@@ -58,7 +81,11 @@ class PoissonTopicModel:
 
     def model(self, batch):
         prior = jnp.full((self.num_topics,), self.prior_rate, dtype=self.dtype)
-        with handlers.scale(scale=batch.scale), numpyro.plate("documents", len(batch.bag_of_words)), handlers.mask(mask=batch.document_mask):
+        with (
+            handlers.scale(scale=batch.scale),
+            numpyro.plate("documents", len(batch.bag_of_words)),
+            handlers.mask(mask=batch.document_mask),
+        ):
             topic_counts = numpyro.sample("topic_counts", self._counts(prior).to_event(1))
             numpyro.sample("words", host.Poisson(self._word_rates(topic_counts)).to_event(1), obs=batch.bag_of_words)
 
@@ -67,7 +94,11 @@ class PoissonTopicModel:
 
     def guide(self, batch):
         rates = self._rates(batch.bag_of_words)
-        with handlers.scale(scale=batch.scale), numpyro.plate("documents", len(batch.bag_of_words)), handlers.mask(mask=batch.document_mask):
+        with (
+            handlers.scale(scale=batch.scale),
+            numpyro.plate("documents", len(batch.bag_of_words)),
+            handlers.mask(mask=batch.document_mask),
+        ):
             numpyro.sample("topic_counts", self._counts(rates).to_event(1))
 
     def topics(self):
@@ -81,7 +112,10 @@ class PoissonTopicModel:
         ``num_samples`` draws (Poisson likelihood: not comparable with the perplexity of the
         word-sequence models)."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return float(jax.jit(_poisson_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed)) / batch.num_tokens
+        return (
+            float(jax.jit(_poisson_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed))
+            / batch.num_tokens
+        )
 
 
 def _poisson_bound(model, params, batch, num_samples, seed):

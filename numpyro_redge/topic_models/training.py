@@ -1,5 +1,4 @@
 import dataclasses
-import time
 
 import jax
 import jax.numpy as jnp
@@ -7,11 +6,8 @@ import numpy as np
 import numpyro
 import optax
 from numpyro.infer import SVI, Trace_ELBO, TraceGraph_ELBO
-from tqdm.auto import tqdm
 
-# Token counts vary from batch to batch; padding them to a multiple of this keeps the number of
-# shapes (hence of jit compilations) small.
-TOKEN_BUCKET = 2048
+from redge_core.topic_models import TOKEN_BUCKET, plan_batch, run_epochs
 
 
 @jax.tree_util.register_dataclass
@@ -30,23 +26,22 @@ class Batch:
     scale: float = dataclasses.field(metadata={"static": True})
 
     @classmethod
-    def from_corpus(cls, corpus, documents, scale=1.0, batch_size=None, dtype=jnp.float32):
-        documents = np.asarray(documents)
-        batch_size = len(documents) if batch_size is None else batch_size
-        bag_of_words = np.zeros((batch_size, corpus.vocabulary_size), dtype=dtype)
-        bag_of_words[: len(documents)] = corpus.bag_of_words(documents)
-        document_of_token, word_of_token = corpus.tokens(documents)
-        padded = -(-max(len(word_of_token), 1) // TOKEN_BUCKET) * TOKEN_BUCKET
-        token_mask = np.arange(padded) < len(word_of_token)
-        pad = padded - len(word_of_token)
+    def from_plan(cls, plan):
+        """The JAX arrays of a :class:`redge_core.topic_models.BatchPlan`."""
         return cls(
-            jnp.asarray(bag_of_words),
-            jnp.asarray(np.arange(batch_size) < len(documents)),
-            jnp.asarray(np.pad(document_of_token, (0, pad))),
-            jnp.asarray(np.pad(word_of_token, (0, pad))),
-            jnp.asarray(token_mask),
-            float(scale),
+            jnp.asarray(plan.bag_of_words),
+            jnp.asarray(plan.document_mask),
+            jnp.asarray(plan.document_of_token),
+            jnp.asarray(plan.word_of_token),
+            jnp.asarray(plan.token_mask),
+            plan.scale,
         )
+
+    @classmethod
+    def from_corpus(cls, corpus, documents, scale=1.0, batch_size=None, dtype=jnp.float32):
+        """The documents ``documents`` of ``corpus``, padded to ``batch_size`` rows and the
+        tokens to a multiple of :data:`redge_core.topic_models.TOKEN_BUCKET`."""
+        return cls.from_plan(plan_batch(corpus, documents, scale, batch_size, TOKEN_BUCKET, dtype))
 
     @property
     def num_tokens(self):
@@ -65,41 +60,44 @@ def elbo_for(topic_model, num_particles=1):
     return Trace_ELBO(num_particles=num_particles)
 
 
-def fit(topic_model, corpus, epochs=10, batch_size=64, learning_rate=0.01, seed=0, held_out=None, progress=True, max_steps=None):
-    """Fit ``topic_model`` to ``corpus`` (a :class:`redge_corpus.Corpus`) by SVI with Adam,
+def fit(
+    topic_model,
+    corpus,
+    epochs=10,
+    batch_size=64,
+    learning_rate=0.01,
+    seed=0,
+    held_out=None,
+    progress=True,
+    max_steps=None,
+):
+    """Fit ``topic_model`` to ``corpus`` (a :class:`redge_core.corpus.Corpus`) by SVI with Adam,
     ``jit``-compiled. Returns the history of :func:`pyro_redge.topic_models.fit` and leaves the
-    fitted parameters in ``topic_model.params``."""
-    shuffler = np.random.default_rng(seed)
+    fitted parameters in ``topic_model.params``. The loop is
+    :func:`redge_core.topic_models.run_epochs`."""
     svi = SVI(topic_model.model, topic_model.guide, optax.adam(learning_rate), elbo_for(topic_model))
     update = jax.jit(svi.update)
-    scale = corpus.num_documents / min(batch_size, corpus.num_documents)
-    first_batch = Batch.from_corpus(corpus, np.arange(min(batch_size, corpus.num_documents)), scale, batch_size, topic_model.dtype)
-    state = svi.init(jax.random.PRNGKey(seed), first_batch)
-    history = {"epoch": [], "loss_per_token": [], "seconds": [], "held_out_bound_per_token": []}
-    steps = 0
-    bar = tqdm(range(epochs), desc=topic_model.label, disable=not progress, leave=False)
-    for epoch in bar:
-        order = shuffler.permutation(corpus.num_documents)
-        start, loss, tokens = time.perf_counter(), 0.0, 0
-        for first in range(0, len(order), batch_size):
-            documents = order[first : first + batch_size]
-            batch = Batch.from_corpus(corpus, documents, corpus.num_documents / len(documents), batch_size, topic_model.dtype)
-            state, step_loss = update(state, batch)
-            loss += float(step_loss) / float(batch.scale)
-            tokens += batch.num_tokens
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                break
+    first_size = min(batch_size, corpus.num_documents)
+    first_batch = Batch.from_corpus(
+        corpus, np.arange(first_size), corpus.num_documents / first_size, batch_size, topic_model.dtype
+    )
+    # Jitted: run eagerly, the first trace of model and guide compiles every operation on its own
+    # (seconds of CPU per model); the parameters' constraints are all real, so no tracer leaks
+    # into ``svi.constrain_fn``.
+    state = jax.jit(svi.init)(jax.random.PRNGKey(seed), first_batch)
+
+    def step(documents, scale):
+        nonlocal state
+        # The token count comes from the NumPy plan: reading it from the padded JAX mask would
+        # wait for the device at every step.
+        plan = plan_batch(corpus, documents, scale, batch_size, TOKEN_BUCKET, topic_model.dtype)
+        state, loss = update(state, Batch.from_plan(plan))
+        return float(loss) / plan.scale, plan.num_tokens
+
+    def end_of_epoch():
         topic_model.params = svi.get_params(state)
-        history["epoch"].append(epoch + 1)
-        history["seconds"].append(time.perf_counter() - start)
-        history["loss_per_token"].append(loss / tokens)
-        if held_out is not None:
-            history["held_out_bound_per_token"].append(topic_model.held_out_bound_per_token(held_out))
-        bar.set_postfix(loss_per_token=f"{loss / tokens:.3f}")
-        if max_steps is not None and steps >= max_steps:
-            break
-    return history
+
+    return run_epochs(topic_model, corpus, step, epochs, batch_size, seed, held_out, progress, max_steps, end_of_epoch)
 
 
 class Encoder:
@@ -124,15 +122,3 @@ class Encoder:
             weights = {key: params[f"{self.name}.{key}"] for key in self.initial}
         hidden = jax.nn.softplus(jnp.log1p(bag_of_words) @ weights["hidden_weight"] + weights["hidden_bias"])
         return hidden @ weights["output_weight"] + weights["output_bias"]
-
-
-def check_arguments(estimator, **sizes):
-    """``ValueError`` naming the argument: ``estimator`` must be one of ours or ``None`` (the
-    baseline), every size a positive integer."""
-    from numpyro_redge.estimators import Estimator
-
-    if estimator is not None and not isinstance(estimator, Estimator):
-        raise ValueError(f"estimator must be an estimator of numpyro_redge.estimators or None (the baseline), got {estimator!r}")
-    for name, value in sizes.items():
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")

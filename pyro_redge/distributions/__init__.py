@@ -2,7 +2,7 @@ from pyro_redge.distributions.bernoulli import Bernoulli
 from pyro_redge.distributions.counts import Binomial, Geometric, NegativeBinomial, Poisson
 from pyro_redge.distributions.k_subset import KSubset
 from pyro_redge.distributions.one_hot_categorical import OneHotCategorical
-from pyro_redge.distributions.relaxed import Relaxed
+from pyro_redge.distributions.reparameterized_discrete import Relaxed, ReparameterizedDiscrete
 
 __all__ = [
     "Bernoulli",
@@ -13,4 +13,5 @@ __all__ = [
     "OneHotCategorical",
     "Poisson",
     "Relaxed",
+    "ReparameterizedDiscrete",
 ]

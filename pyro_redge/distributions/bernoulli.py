@@ -3,8 +3,9 @@ import torch
 from torch.distributions import constraints
 from torch.nn.functional import logsigmoid
 
-from pyro_redge._math import expected_log_prob, safe_log
-from pyro_redge.distributions.util import check_estimator
+from pyro_redge._math import categorical_kl, expected_log_prob, safe_log
+from pyro_redge.distributions.registry import register
+from pyro_redge.distributions.util import check_estimator, probs_or_logits
 from pyro_redge.estimators import ReDGE
 
 
@@ -62,3 +63,39 @@ class Bernoulli(host.Bernoulli):
             self._validate_sample(value)
         value = torch.as_tensor(value, dtype=self._param.dtype, device=self._param.device)
         return expected_log_prob(torch.stack([1 - value, value], dim=-1), self._log_probs)
+
+    @property
+    def mode(self):
+        """The more probable value, ``0.`` on a tie (never NaN, unlike torch's ``Bernoulli.mode``)."""
+        log_probs = self._log_probs
+        return (log_probs[..., 1] > log_probs[..., 0]).to(log_probs.dtype)
+
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the parameter (``probs`` or ``logits``, as ``fn`` has it) of a host
+        ``Bernoulli`` ``fn``; ``truncation`` is unused (a finite support)."""
+        return cls(**probs_or_logits(fn), estimator=estimator)
+
+    @staticmethod
+    def kl_divergence(p, q):
+        """The exact KL between two Bernoullis, each ours or a host ``Bernoulli``; ``inf`` where
+        ``p`` charges a value ``q`` does not."""
+        return categorical_kl(_normalised_log_probs(p), _normalised_log_probs(q))
+
+    def guide_parameter(self):
+        """The log-odds (a mean-field guide's logits) and their constraint."""
+        log_probs = self._log_probs
+        return log_probs[..., 1] - log_probs[..., 0], constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A guide of this family with logits ``parameter``."""
+        return Bernoulli(logits=parameter, estimator=estimator)
+
+
+def _normalised_log_probs(distribution):
+    if not isinstance(distribution, Bernoulli):
+        distribution = Bernoulli.from_host(distribution, ReDGE())
+    return distribution._log_probs
+
+
+register(Bernoulli, hosts=(torch.distributions.Bernoulli,))

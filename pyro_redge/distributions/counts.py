@@ -1,10 +1,16 @@
 """Count distributions reparameterized by the generalized Gumbel-softmax construction: thin
-specialisations of :class:`~pyro_redge.distributions.relaxed.Relaxed` over the host's own."""
+specialisations of :class:`~pyro_redge.distributions.reparameterized_discrete.ReparameterizedDiscrete`
+over the host's own. Each parameter accepts what the host's distribution accepts."""
 
 import pyro.distributions as host
+import torch
+from torch.distributions import constraints
 
-from pyro_redge.distributions.relaxed import Relaxed
+from pyro_redge.distributions.registry import register
+from pyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete
+from pyro_redge.distributions.util import probs_or_logits
 from pyro_redge.estimators import ReDGE
+from redge_core.support import DEFAULT_TAIL_MASS
 
 
 class _HostParameters:
@@ -27,30 +33,44 @@ class _HostParameters:
         return self.base.logits
 
 
-class Poisson(_HostParameters, Relaxed):
-    r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`Relaxed`),
+class Poisson(_HostParameters, ReparameterizedDiscrete):
+    r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{0, \dots, K\}.
 
-    :param torch.Tensor rate: the rate :math:`\lambda \ge 0`.
+    :param rate: the rate :math:`\lambda \ge 0` (a zero rate puts all the mass on 0).
     """
 
     arg_constraints = host.Poisson.arg_constraints
 
-    def __init__(self, rate, estimator=ReDGE(), truncation=None, tail_mass=1e-6, validate_args=None):
+    def __init__(self, rate, estimator=ReDGE(), truncation=None, tail_mass=DEFAULT_TAIL_MASS, validate_args=None):
         base = host.Poisson(rate, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args)
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Poisson, _instance))
 
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the rate of a host ``Poisson`` ``fn``."""
+        return cls(fn.rate, estimator=estimator, truncation=truncation)
 
-class Binomial(_HostParameters, Relaxed):
-    r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n` (see :class:`Relaxed`),
+    def guide_parameter(self):
+        """The rate, constrained positive."""
+        return self.rate, constraints.positive
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``Poisson`` of rate ``parameter`` (and this one's ``tail_mass``)."""
+        return Poisson(parameter, estimator, truncation, self.tail_mass)
+
+
+class Binomial(_HostParameters, ReparameterizedDiscrete):
+    r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n`
+    (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \binom{n}{k} p^k (1 - p)^{n - k}.
 
-    :param total_count: the number of trials :math:`n` (a non-negative integer, or a tensor of them).
+    :param total_count: the number of trials :math:`n` (a non-negative integer, or an array of them).
     :param probs: the success probability, in [0, 1].
     :param logits: the log-odds of success.
     """
@@ -58,7 +78,14 @@ class Binomial(_HostParameters, Relaxed):
     arg_constraints = host.Binomial.arg_constraints
 
     def __init__(
-        self, total_count=1, probs=None, logits=None, estimator=ReDGE(), truncation=None, tail_mass=1e-6, validate_args=None
+        self,
+        total_count=1,
+        probs=None,
+        logits=None,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        validate_args=None,
     ):
         base = host.Binomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args)
@@ -66,10 +93,26 @@ class Binomial(_HostParameters, Relaxed):
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Binomial, _instance))
 
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the ``total_count`` and the ``probs`` or ``logits`` (as ``fn`` has it) of a host
+        ``Binomial`` ``fn``."""
+        return cls(fn.total_count, **probs_or_logits(fn), estimator=estimator, truncation=truncation)
 
-class Geometric(_HostParameters, Relaxed):
+    def guide_parameter(self):
+        """The logits, unconstrained."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``Binomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
+        return Binomial(
+            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+        )
+
+
+class Geometric(_HostParameters, ReparameterizedDiscrete):
     r"""The number of failures before the first success, reparameterized on :math:`\{0, \dots, K\}`
-    (see :class:`Relaxed`),
+    (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto (1 - p)^k\, p.
 
@@ -79,21 +122,43 @@ class Geometric(_HostParameters, Relaxed):
 
     arg_constraints = host.Geometric.arg_constraints
 
-    def __init__(self, probs=None, logits=None, estimator=ReDGE(), truncation=None, tail_mass=1e-6, validate_args=None):
+    def __init__(
+        self,
+        probs=None,
+        logits=None,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        validate_args=None,
+    ):
         base = host.Geometric(probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args)
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Geometric, _instance))
 
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the ``probs`` or ``logits`` (as ``fn`` has it) of a host ``Geometric`` ``fn``."""
+        return cls(**probs_or_logits(fn), estimator=estimator, truncation=truncation)
 
-class NegativeBinomial(_HostParameters, Relaxed):
+    def guide_parameter(self):
+        """The logits, unconstrained."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``Geometric`` with logits ``parameter`` (and this one's ``tail_mass``)."""
+        return Geometric(logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass)
+
+
+class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     r"""The number of successes before ``total_count`` failures, reparameterized on
-    :math:`\{0, \dots, K\}` (see :class:`Relaxed`),
+    :math:`\{0, \dots, K\}` (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \frac{\Gamma(k + r)}{k!\,\Gamma(r)}\, p^k (1 - p)^r .
 
-    :param total_count: the number of failures :math:`r > 0` (a positive real, as in both hosts).
+    :param total_count: the number of failures :math:`r`, a real: :math:`r \ge 0` in Pyro (where
+        :math:`r = 0` puts all the mass on 0), :math:`r > 0` in NumPyro (each host's own constraint).
     :param probs: the success probability, in [0, 1).
     :param logits: the log-odds of success.
     """
@@ -101,7 +166,14 @@ class NegativeBinomial(_HostParameters, Relaxed):
     arg_constraints = host.NegativeBinomial.arg_constraints
 
     def __init__(
-        self, total_count, probs=None, logits=None, estimator=ReDGE(), truncation=None, tail_mass=1e-6, validate_args=None
+        self,
+        total_count,
+        probs=None,
+        logits=None,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        validate_args=None,
     ):
         base = host.NegativeBinomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
         super().__init__(base, estimator, truncation, tail_mass, validate_args)
@@ -109,4 +181,24 @@ class NegativeBinomial(_HostParameters, Relaxed):
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(NegativeBinomial, _instance))
 
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the ``total_count`` and the ``probs`` or ``logits`` (as ``fn`` has it) of a host
+        ``NegativeBinomial`` ``fn``."""
+        return cls(fn.total_count, **probs_or_logits(fn), estimator=estimator, truncation=truncation)
 
+    def guide_parameter(self):
+        """The logits, unconstrained."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A ``NegativeBinomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
+        return NegativeBinomial(
+            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+        )
+
+
+register(Poisson, hosts=(torch.distributions.Poisson,))
+register(Binomial, hosts=(torch.distributions.Binomial,))
+register(Geometric, hosts=(torch.distributions.Geometric,))
+register(NegativeBinomial, hosts=(torch.distributions.NegativeBinomial,))

@@ -5,9 +5,14 @@ import torch
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch.distributions import constraints
 
-from pyro_redge._math import log_elementary_symmetric, subset_from_uniform
+from pyro_redge._math import log_elementary_symmetric, subset_from_uniform, top_k_one_hot
+from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.util import check_estimator
 from pyro_redge.estimators import AIMLE
+
+#: The estimator of a ``KSubset`` built without one. Estimators are immutable, so one instance is
+#: shared by every distribution (AIMLE's adaptive state lives outside it; see ``beta``).
+DEFAULT_ESTIMATOR = AIMLE()
 
 
 class _KHot(constraints.Constraint):
@@ -42,10 +47,19 @@ class KSubset(TorchDistribution):
     it is perturb-and-MAP (top-k of perturbed logits), whose law is *not* this distribution (the
     deviation is measured by the tests and reported in the README).
 
+    With :class:`~pyro_redge.estimators.AIMLE` and no ``beta``, every draw uses the estimator's
+    fixed ``initial_beta``. To adapt :math:`\beta`, keep an :class:`~pyro_redge.AIMLEState`
+    outside (``state = estimator.init_state()``), pass ``beta=`` a leaf tensor holding
+    ``state.beta`` that requires grad, and after the backward pass advance the state with
+    ``estimator.update_state(state, beta.grad)`` (see :class:`~pyro_redge.estimators.AIMLE`).
+
     :param torch.Tensor logits: the item scores :math:`\theta` (n on the last axis).
     :param int k: the subset size, an integer in [1, n].
     :param estimator: an estimator defined for k-subsets (``IMLE``, ``AIMLE``,
-        ``MarginalStraightThrough``); default :class:`~pyro_redge.estimators.AIMLE`.
+        ``MarginalStraightThrough``); default: one shared
+        :class:`~pyro_redge.estimators.AIMLE` ``()`` instance.
+    :param beta: AIMLE's current :math:`\beta` (a number or a 0-dimensional tensor), only with
+        an ``AIMLE`` estimator; default its ``initial_beta``.
 
     **References**
 
@@ -59,16 +73,20 @@ class KSubset(TorchDistribution):
     has_rsample = True
     has_enumerate_support = True
 
-    def __init__(self, logits, k, estimator=None, validate_args=None):
+    def __init__(self, logits, k, estimator=None, beta=None, validate_args=None):
         logits = torch.as_tensor(logits)
         if logits.dim() < 1:
             raise ValueError(f"logits must be at least one-dimensional, got shape {tuple(logits.shape)}")
         n = logits.shape[-1]
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
             raise ValueError(f"k must be an integer in [1, n] = [1, {n}], got {k!r}")
-        estimator = AIMLE() if estimator is None else estimator
+        estimator = DEFAULT_ESTIMATOR if estimator is None else estimator
         self.estimator = check_subset_estimator(estimator, type(self).__name__)
-        self.logits, self.k = logits, int(k)
+        if beta is not None and not isinstance(estimator, AIMLE):
+            raise ValueError(
+                f"beta of {type(self).__name__} is AIMLE's scale: it needs an AIMLE estimator, got {estimator!r}"
+            )
+        self.logits, self.k, self.beta = logits, int(k), beta
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
@@ -79,7 +97,7 @@ class KSubset(TorchDistribution):
         new = self._get_checked_instance(KSubset, _instance)
         batch_shape = torch.Size(batch_shape)
         new.logits = self.logits.expand(batch_shape + self.event_shape)
-        new.k, new.estimator = self.k, self.estimator
+        new.k, new.estimator, new.beta = self.k, self.estimator, self.beta
         super(KSubset, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -113,8 +131,10 @@ class KSubset(TorchDistribution):
         return self.log_normalizer - (self.marginals * self.logits).sum(-1)
 
     def rsample(self, sample_shape=torch.Size()):
-        shape = self._extended_shape(sample_shape)
-        return self.estimator.sample_subset(self.logits.expand(shape), self.k)
+        logits = self.logits.expand(self._extended_shape(sample_shape))
+        if self.beta is None:
+            return self.estimator(logits, k=self.k)
+        return self.estimator(logits, k=self.k, beta=self.beta)
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
@@ -133,13 +153,48 @@ class KSubset(TorchDistribution):
 
     def enumerate_support(self, expand=True):
         n = self.event_shape[0]
-        subsets = torch.zeros(len(list(itertools.combinations(range(n), self.k))), n, dtype=self.logits.dtype, device=self.logits.device)
+        subsets = torch.zeros(
+            len(list(itertools.combinations(range(n), self.k))), n, dtype=self.logits.dtype, device=self.logits.device
+        )
         for row, items in enumerate(itertools.combinations(range(n), self.k)):
             subsets[row, list(items)] = 1.0
         subsets = subsets.reshape((subsets.shape[0],) + (1,) * len(self.batch_shape) + (n,))
         if expand:
             subsets = subsets.expand((subsets.shape[0],) + self.batch_shape + (n,))
         return subsets
+
+    @property
+    def mode(self):
+        """The most probable subset: the k-hot vector of the ``k`` largest logits."""
+        return top_k_one_hot(self.logits.detach(), self.k)
+
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Not defined: no host has a k-subset distribution for ``KSubset`` to replace."""
+        raise ValueError(f"{cls.__name__} replaces no host distribution, got {type(fn).__name__}")
+
+    @staticmethod
+    def kl_divergence(p, q):
+        r"""The exact KL between two k-subset distributions with the same ``n`` and ``k``, through
+        the marginals :math:`\mu_p`:
+
+        .. math:: \mathrm{KL}(p\,\|\,q) = \langle \mu_p, \theta_p - \theta_q\rangle
+            - \log e_k(e^{\theta_p}) + \log e_k(e^{\theta_q}).
+        """
+        if p.k != q.k or p.event_shape != q.event_shape:
+            raise ValueError(
+                "KL between k-subset distributions needs the same n and k, got "
+                f"n = {p.event_shape[0]}, k = {p.k} and n = {q.event_shape[0]}, k = {q.k}"
+            )
+        return (p.marginals * (p.logits - q.logits)).sum(-1) - p.log_normalizer + q.log_normalizer
+
+    def guide_parameter(self):
+        """The prior's logits (a mean-field guide's initial logits) and their constraint."""
+        return self.logits, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A guide of this family with logits ``parameter`` and the prior's ``k``."""
+        return KSubset(parameter, self.k, estimator)
 
 
 def check_subset_estimator(estimator, distribution_name):
@@ -148,3 +203,6 @@ def check_subset_estimator(estimator, distribution_name):
     if not estimator.supports_subsets:
         raise ValueError(f"estimator of {distribution_name}: {estimator._no_subsets()}")
     return estimator
+
+
+register(KSubset)

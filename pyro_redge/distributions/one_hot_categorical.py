@@ -2,8 +2,9 @@ import pyro.distributions as host
 import torch
 from torch.distributions import constraints
 
-from pyro_redge._math import expected_log_prob, safe_log
-from pyro_redge.distributions.util import check_estimator, check_simplex, validation_enabled
+from pyro_redge._math import categorical_kl, expected_log_prob, safe_log
+from pyro_redge.distributions.registry import register
+from pyro_redge.distributions.util import check_estimator, check_simplex, probs_or_logits, validation_enabled
 from pyro_redge.estimators import ReDGE
 
 
@@ -64,3 +65,38 @@ class OneHotCategorical(host.OneHotCategorical):
         if self._validate_args:
             self._validate_sample(value)
         return expected_log_prob(value, self._log_probs)
+
+    @property
+    def mode(self):
+        """The one-hot vector of the most probable category (the first one on a tie)."""
+        log_probs = self._log_probs
+        return torch.nn.functional.one_hot(log_probs.argmax(-1), log_probs.shape[-1]).to(log_probs.dtype)
+
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours with the parameters (``probs`` or ``logits``, as ``fn`` has them) of a host
+        ``OneHotCategorical`` or ``Categorical`` ``fn``; ``truncation`` is unused (a finite support)."""
+        return cls(**probs_or_logits(fn), estimator=estimator)
+
+    @staticmethod
+    def kl_divergence(p, q):
+        """The exact KL between two categoricals over the same categories, each ours or a host
+        ``OneHotCategorical``/``Categorical``; ``inf`` where ``p`` charges a category ``q`` does not."""
+        return categorical_kl(_normalised_log_probs(p), _normalised_log_probs(q))
+
+    def guide_parameter(self):
+        """The normalised log-probabilities (a mean-field guide's logits) and their constraint."""
+        return self._log_probs, constraints.real
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A guide of this family with logits ``parameter``."""
+        return OneHotCategorical(logits=parameter, estimator=estimator)
+
+
+def _normalised_log_probs(distribution):
+    if not isinstance(distribution, OneHotCategorical):
+        distribution = OneHotCategorical.from_host(distribution, ReDGE())
+    return distribution._log_probs
+
+
+register(OneHotCategorical, hosts=(torch.distributions.OneHotCategorical,), kl_hosts=(torch.distributions.Categorical,))

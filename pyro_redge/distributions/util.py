@@ -9,7 +9,8 @@ def check_estimator(estimator, distribution_name):
     if not isinstance(estimator, Estimator):
         raise ValueError(
             f"estimator of {distribution_name} must be an instance of "
-            f"pyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, ReinMax, ReDGE, IMLE, AIMLE, MarginalStraightThrough), "
+            f"pyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, ReinMax, ReDGE, IMLE, AIMLE, "
+            "MarginalStraightThrough), "
             f"got {estimator!r}"
         )
     if not estimator.one_sample_per_call:
@@ -35,3 +36,16 @@ def check_simplex(name, probs):
             f"{name} must be non-negative and sum to 1 over the last axis (within 1e-6); "
             f"got {probs!r}. Normalise them, or pass logits."
         )
+
+
+def probs_or_logits(fn):
+    """``{"logits": fn.logits}`` or ``{"probs": fn.probs}``, whichever parameterises the host
+    distribution ``fn`` (a ``OneHotCategorical`` is read through the ``Categorical`` it wraps).
+
+    torch derives the other parameter lazily and has no public way to tell which one was given;
+    the given one is the one already stored in the instance's ``__dict__``.
+    """
+    inner = getattr(fn, "_categorical", fn)
+    if "logits" in vars(inner):
+        return {"logits": fn.logits}
+    return {"probs": fn.probs}

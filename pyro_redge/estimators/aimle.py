@@ -1,45 +1,80 @@
 import dataclasses
+import typing
 
 import torch
 
 from pyro_redge._math import top_k_one_hot
-from pyro_redge.estimators.base import check_choice, check_positive, check_positive_integer
-from pyro_redge.estimators.imle import NOISES, PerturbAndMAP
+from pyro_redge.estimators.imle import PerturbAndMAP, _PerturbAndMAPFunction
+from redge_core.estimator_options import check_aimle
 
 
-@dataclasses.dataclass
-class AIMLEState:
-    """AIMLE's adaptive state, updated in place by each backward pass (tensors on the logits'
-    device, so no host synchronisation): ``beta`` and the running (EMA) gradient density, the
-    mean number of nonzero entries of one sample's gradient."""
+class AIMLEState(typing.NamedTuple):
+    """AIMLE's adaptive state, kept by the caller (never inside the estimator): ``beta``, the scale
+    of the target step, and ``density``, the exponential moving average of the observed gradient
+    density (nonzero entries per sample). Two 0-dimensional tensors; made by
+    :meth:`AIMLE.init_state`, advanced by :meth:`AIMLE.update_state`."""
 
-    beta: object
-    density: object
+    beta: torch.Tensor
+    density: torch.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
 class AIMLE(PerturbAndMAP):
     r"""Adaptive IMLE: perturb-and-MAP (see :class:`IMLE`) whose target step adapts to the scale of
-    the logits and of the incoming gradient,
+    the logits and of the incoming gradient :math:`g`,
 
     .. math:: \lambda = \beta\,\frac{\lVert\theta\rVert}{\lVert g\rVert}, \qquad
         \nabla_\theta \approx \frac{\mathrm{MAP}(\theta + \lambda g + \tau\varepsilon)
         - \mathrm{MAP}(\theta - \lambda g + \tau\varepsilon)}{2\lambda}
 
-    (the central difference; with ``symmetric=False`` the one-sided IMLE difference). After each
-    backward pass the gradient's density (nonzero entries per sample) enters an exponential moving
-    average (``decay`` 0.9); :math:`\beta` is raised by ``step`` while the average is below
-    ``target_density`` and lowered by ``step`` (never below 0) while it is above.
+    (the central difference; with ``symmetric=False`` the one-sided IMLE difference), where MAP is
+    the argmax (``k = 1``) or the top-k (``k > 1``). :math:`\beta` is adapted between steps so that
+    the gradient's density :math:`\rho` (nonzero entries per sample) approaches the target
+    :math:`\rho^*`: with :math:`\bar\rho` an exponential moving average (``decay`` :math:`\gamma`),
 
-    The estimator is immutable and hashable; its mutable :class:`AIMLEState` (``.state``) is held
-    by reference, excluded from equality, and updated in place by every backward pass, as in the
-    reference implementation. In the JAX twin the state is explicit and threaded by the caller.
+    .. math:: \bar\rho_{t+1} = \gamma\,\bar\rho_t + (1 - \gamma)\,\rho_t, \qquad
+        \beta_{t+1} = \max\!\left(0,\ \beta_t + \begin{cases} +s & \bar\rho_{t+1} < \rho^* \\
+        -s & \text{otherwise} \end{cases}\right).
 
-    :param float target_density: the target number of nonzero gradient entries per sample.
-    :param float step: the increment of :math:`\beta`.
+    **The state lives outside the estimator.** The estimator is immutable and hashable; the state
+    (:class:`AIMLEState`) is made by :meth:`init_state` and advanced by the pure
+    :meth:`update_state`, which the caller runs *after* the backward pass, never inside it (an
+    extra ``torch.autograd.grad`` changes nothing). ``apply(logits, noise, k=k, beta=beta)`` and
+    ``estimator(logits, k=k, beta=beta)`` take :math:`\beta` as an input: a tensor that requires
+    grad receives, as its gradient, the density :math:`\rho` observed in the backward pass (a
+    report, not a derivative). Without ``beta`` the fixed ``initial_beta`` is used: so does every
+    distribution built with this estimator and no ``beta`` (e.g. ``OneHotCategorical``), while
+    :class:`~pyro_redge.KSubset` takes ``beta=`` to follow a state.
+
+    The observed density is a *mean* over the samples of the call, so it can be averaged across a
+    data-parallel group (equal shards) before :meth:`update_state`, and every process then holds
+    the same state. If one ``beta`` tensor feeds several calls in a step (several sites, or
+    particles drawn one by one), its gradient is the *sum* of their densities: divide by the
+    number of calls. A hand-written guide keeps the state across steps::
+
+        estimator = AIMLE(target_density=1.0)
+        state = estimator.init_state()
+
+        def guide(beta):
+            logits = pyro.param("logits", 0.01 * torch.randn(n))
+            pyro.sample("z", KSubset(logits, k, estimator, beta=beta))
+
+        svi = SVI(model, guide, Adam({"lr": 0.05}), Trace_ELBO())   # model(beta) ignores beta
+        for _ in range(num_steps):
+            beta = state.beta.clone().requires_grad_()   # a leaf whose .grad is the density
+            svi.step(beta)
+            density = beta.grad
+            # data-parallel: torch.distributed.all_reduce(density); density /= world_size
+            state = estimator.update_state(state, density)
+
+    The JAX twin (``numpyro_redge.AIMLE``) has the same methods, state and update.
+
+    :param float target_density: the target number :math:`\rho^* > 0` of nonzero gradient entries
+        per sample.
+    :param float step: the increment :math:`s > 0` of :math:`\beta`.
     :param bool symmetric: central (``True``) or one-sided (``False``) difference.
-    :param float initial_beta: the initial :math:`\beta \ge 0`.
-    :param float decay: the EMA decay of the density, in [0, 1).
+    :param float initial_beta: the initial (and, without a state, the fixed) :math:`\beta \ge 0`.
+    :param float decay: the EMA decay :math:`\gamma` of the density, in [0, 1).
     :param float temperature: the noise temperature :math:`\tau > 0`.
     :param str noise: ``"gumbel"`` or ``"sum_of_gamma"``.
     :param int samples: the number of noise draws (see :class:`IMLE`).
@@ -58,25 +93,71 @@ class AIMLE(PerturbAndMAP):
     temperature: float = 1.0
     noise: str = "gumbel"
     samples: int = 1
-    state: AIMLEState = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        check_positive("target_density", self.target_density)
-        check_positive("step", self.step)
-        check_positive("temperature", self.temperature)
-        check_choice("noise", self.noise, NOISES)
-        check_choice("symmetric", self.symmetric, (True, False))
-        check_positive_integer("samples", self.samples)
-        if not (isinstance(self.initial_beta, (int, float)) and self.initial_beta >= 0):
-            raise ValueError(f"initial_beta must be a real number >= 0, got {self.initial_beta!r}")
-        if not (isinstance(self.decay, (int, float)) and 0 <= self.decay < 1):
-            raise ValueError(f"decay must be a real number in [0, 1), got {self.decay!r}")
-        if self.state is None:
-            object.__setattr__(self, "state", AIMLEState(beta=float(self.initial_beta), density=float(self.target_density)))
+        check_aimle(
+            self.target_density,
+            self.step,
+            self.symmetric,
+            self.initial_beta,
+            self.decay,
+            self.temperature,
+            self.noise,
+            self.samples,
+        )
 
+    def init_state(self, dtype=None, device=None):
+        """The initial :class:`AIMLEState`: ``beta = initial_beta``, ``density = target_density``.
 
-    def _finite_difference(self, logits, noise, sample, grad_sample, k):
-        beta = torch.as_tensor(self.state.beta, dtype=logits.dtype, device=logits.device)
+        :param torch.dtype dtype: the state's dtype (default: PyTorch's default dtype).
+        :param device: the state's device.
+        """
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        return AIMLEState(
+            beta=torch.tensor(float(self.initial_beta), dtype=dtype, device=device),
+            density=torch.tensor(float(self.target_density), dtype=dtype, device=device),
+        )
+
+    @torch.no_grad()
+    def update_state(self, state, observed_density):
+        """The state after a step whose backward pass observed ``observed_density`` (the gradient
+        of ``beta``, possibly averaged across processes). Pure: ``state`` is not modified.
+
+        :param AIMLEState state: the current state.
+        :param observed_density: a scalar tensor or number.
+        :rtype: AIMLEState
+        """
+        observed = torch.as_tensor(observed_density, dtype=state.density.dtype, device=state.density.device)
+        density = self.decay * state.density + (1 - self.decay) * observed
+        step = torch.full_like(state.beta, self.step)
+        beta = torch.clamp(state.beta + torch.where(density < self.target_density, step, -step), min=0.0)
+        return AIMLEState(beta=beta, density=density)
+
+    def __call__(self, logits, k=1, beta=None):
+        return self.apply(logits, *self.sample_noise(logits, k=k), k=k, beta=beta)
+
+    def apply(self, logits, noise, *, k=1, beta=None):
+        """The hard sample for ``logits`` and ``noise``, with the surrogate gradient.
+
+        :param beta: the scale :math:`\\beta` (a number or a 0-dimensional tensor; default
+            ``initial_beta``); if it requires grad, its gradient is the observed density.
+        """
+        self._check_k(k, logits)
+        return _PerturbAndMAPFunction.apply(logits, noise, self._beta(beta), self, k)
+
+    def _beta(self, beta):
+        if beta is None:
+            return float(self.initial_beta)
+        if isinstance(beta, torch.Tensor):
+            if beta.dim() != 0:
+                raise ValueError(f"beta must be a scalar (0-dimensional tensor), got shape {tuple(beta.shape)}")
+            return beta
+        if not beta >= 0:
+            raise ValueError(f"beta must be a real number >= 0, got {beta!r}")
+        return float(beta)
+
+    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
+        beta = torch.as_tensor(beta, dtype=logits.dtype, device=logits.device)
         gradient_norm = torch.linalg.vector_norm(grad_sample)
         lam = torch.where(gradient_norm > 0, beta * torch.linalg.vector_norm(logits) / gradient_norm, 0.0)
         perturbed = self.temperature * noise
@@ -85,14 +166,4 @@ class AIMLE(PerturbAndMAP):
             difference = 0.5 * (top_k_one_hot(logits + lam * grad_sample + perturbed, k) - minus)
         else:
             difference = sample - minus
-        self._update_state(difference, logits.shape[-1])
         return difference, torch.where(lam > 0, lam, 1.0)
-
-    def _update_state(self, difference, num_items):
-        """EMA of the nonzero density (per sample) and the β step, as tensor operations."""
-        density = (difference != 0).sum() * num_items / difference.numel()
-        ema = self.decay * torch.as_tensor(self.state.density, dtype=difference.dtype, device=difference.device)
-        ema = ema + (1 - self.decay) * density
-        beta = torch.as_tensor(self.state.beta, dtype=difference.dtype, device=difference.device)
-        beta = torch.clamp(beta + torch.where(ema < self.target_density, self.step, -self.step), min=0.0)
-        self.state.density, self.state.beta = ema.detach(), beta.detach()

@@ -3,7 +3,8 @@ import dataclasses
 import torch
 
 from pyro_redge._math import compute_dtype, one_hot, sample_gumbel, softmax_vjp
-from pyro_redge.estimators.base import Estimator, check_positive
+from pyro_redge.estimators.base import Estimator
+from redge_core.checks import check_positive
 
 
 class _GumbelSoftmaxFunction(torch.autograd.Function):
@@ -48,8 +49,10 @@ class GumbelSoftmax(Estimator):
     def __post_init__(self):
         check_positive("temperature", self.temperature)
 
-    def sample_noise(self, logits):
+    def sample_noise(self, logits, k=1):
+        self._check_k(k, logits)
         return (sample_gumbel(logits.shape, self._noise_dtype(logits), logits.device),)
 
-    def apply(self, logits, gumbel):
+    def apply(self, logits, gumbel, *, k=1):
+        self._check_k(k, logits)
         return _GumbelSoftmaxFunction.apply(logits, gumbel, float(self.temperature))

@@ -4,11 +4,8 @@ import math
 import torch
 
 from pyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
-from pyro_redge.estimators.base import Estimator, check_choice, check_positive, check_positive_integer
-
-NOISES = ("gumbel", "sum_of_gamma")
-# Terms of the Sum-of-Gamma noise, as in the reference implementation.
-SUM_OF_GAMMA_TERMS = 10
+from pyro_redge.estimators.base import Estimator
+from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle
 
 
 def sample_perturbation(estimator, logits, k):
@@ -24,28 +21,43 @@ def sample_perturbation(estimator, logits, k):
     return (total - math.log(SUM_OF_GAMMA_TERMS)) / k
 
 
+def observed_density(difference, dtype):
+    """The gradient density of one backward pass: the mean number of nonzero entries of one
+    sample's finite difference (nonzero entries × items / entries), in ``dtype``. Formed from
+    exact integers and one division, so that every host and every process get the same number."""
+    return ((difference != 0).sum() * difference.shape[-1]).to(dtype) / difference.numel()
+
+
 class _PerturbAndMAPFunction(torch.autograd.Function):
     """Forward ``MAP(θ + τε)``; backward the finite difference of MAPs of the estimator (IMLE's
-    one-sided target, or AIMLE's central difference), averaged over the samples."""
+    one-sided target, or AIMLE's central difference), averaged over the samples. ``beta`` is
+    AIMLE's scale (``None`` for IMLE): its gradient is the observed gradient density, a report for
+    ``AIMLE.update_state``, not a derivative."""
 
     @staticmethod
-    def forward(ctx, logits, noise, estimator, k):
+    def forward(ctx, logits, noise, beta, estimator, k):
         logits_c = logits.to(compute_dtype(logits.dtype))
         perturbed = logits_c + estimator.temperature * noise
         sample = top_k_one_hot(perturbed, k)
-        ctx.save_for_backward(logits_c, noise, sample)
+        if isinstance(beta, torch.Tensor):
+            ctx.save_for_backward(logits_c, noise, sample, beta)
+        else:
+            ctx.save_for_backward(logits_c, noise, sample)
+            ctx.beta = beta
         ctx.estimator, ctx.k, ctx.logits_dtype = estimator, k, logits.dtype
         return sample.to(logits.dtype)
 
     @staticmethod
     def backward(ctx, grad_sample):
-        logits_c, noise, sample = ctx.saved_tensors
+        logits_c, noise, sample, *beta = ctx.saved_tensors
+        beta = beta[0] if beta else ctx.beta
         grad_sample = grad_sample.to(logits_c.dtype)
-        difference, step = ctx.estimator._finite_difference(logits_c, noise, sample, grad_sample, ctx.k)
+        difference, step = ctx.estimator._finite_difference(logits_c, noise, beta, sample, grad_sample, ctx.k)
         grad = difference / step
         if noise.dim() > logits_c.dim():
             grad = grad.mean(0)
-        return grad.to(ctx.logits_dtype), None, None, None
+        grad_beta = observed_density(difference, beta.dtype).reshape(beta.shape) if ctx.needs_input_grad[2] else None
+        return grad.to(ctx.logits_dtype), None, grad_beta, None, None
 
 
 class PerturbAndMAP(Estimator):
@@ -59,17 +71,13 @@ class PerturbAndMAP(Estimator):
     def one_sample_per_call(self):
         return self.samples == 1
 
-    def sample_noise(self, logits):
-        return (sample_perturbation(self, logits, 1),)
-
-    def apply(self, logits, noise):
-        return _PerturbAndMAPFunction.apply(logits, noise, self, 1)
-
-    def subset_noise(self, logits, k):
+    def sample_noise(self, logits, k=1):
+        self._check_k(k, logits)
         return (sample_perturbation(self, logits, k),)
 
-    def apply_subset(self, logits, k, noise):
-        return _PerturbAndMAPFunction.apply(logits, noise, self, k)
+    def apply(self, logits, noise, *, k=1):
+        self._check_k(k, logits)
+        return _PerturbAndMAPFunction.apply(logits, noise, None, self, k)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,12 +113,8 @@ class IMLE(PerturbAndMAP):
     samples: int = 1
 
     def __post_init__(self):
-        check_positive("temperature", self.temperature)
-        check_positive("lam", self.lam)
-        check_choice("noise", self.noise, NOISES)
-        check_positive_integer("samples", self.samples)
+        check_imle(self.temperature, self.lam, self.noise, self.samples)
 
-
-    def _finite_difference(self, logits, noise, sample, grad_sample, k):
+    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
         target = top_k_one_hot(logits - self.lam * grad_sample + self.temperature * noise, k)
         return sample - target, self.lam

@@ -2,19 +2,10 @@ import dataclasses
 
 import torch
 
-from pyro_redge._math import (
-    categorical_from_uniform,
-    compute_dtype,
-    ddim_schedule,
-    one_hot,
-    sample_uniform,
-    softmax_vjp,
-)
+from pyro_redge._math import categorical_from_uniform, compute_dtype, one_hot, sample_uniform, softmax_vjp
 from pyro_redge.estimators.base import Estimator
-
-VARIANTS = ("mean", "cov", "rein")
-# Floor of the per-category variance in the ``cov`` variant, as in the reference package.
-COV_MIN_VARIANCE = 0.1
+from redge_core.estimator_options import COV_MIN_VARIANCE, check_redge
+from redge_core.schedules import ddim_schedule
 
 
 def denoising_chain(logits, gaussian, schedule, variant):
@@ -34,9 +25,9 @@ def denoising_chain(logits, gaussian, schedule, variant):
     estimates = []
     for t in range(len(alphas) - 1, 0, -1):
         if variant == "cov":
-            log_likelihood = (
-                alphas[t] * x - schedule.alphas_sigmas[t] * prior_probs - schedule.alphas_sq[t] / 2
-            ) / (variance * schedule.sigmas_sq[t])
+            log_likelihood = (alphas[t] * x - schedule.alphas_sigmas[t] * prior_probs - schedule.alphas_sq[t] / 2) / (
+                variance * schedule.sigmas_sq[t]
+            )
             estimate = torch.softmax(logits + log_likelihood, dim=-1)
         else:
             estimate = torch.softmax(torch.add(logits, x, alpha=alphas[t] / schedule.sigmas_sq[t]), dim=-1)
@@ -145,17 +136,14 @@ class ReDGE(Estimator):
     variant: str = "mean"
 
     def __post_init__(self):
-        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < 2:
-            raise ValueError(f"num_steps must be an integer >= 2, got {self.num_steps!r}")
-        if isinstance(self.t1, bool) or not isinstance(self.t1, (int, float)) or not 0 < self.t1 < 1:
-            raise ValueError(f"t1 must be a real number in the open interval (0, 1), got {self.t1!r}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        check_redge(self.num_steps, self.t1, self.variant)
 
-    def sample_noise(self, logits):
+    def sample_noise(self, logits, k=1):
+        self._check_k(k, logits)
         dtype = self._noise_dtype(logits)
         gaussian = torch.randn(logits.shape, dtype=dtype, device=logits.device)
         return gaussian, sample_uniform(logits, dtype)
 
-    def apply(self, logits, gaussian, uniform):
+    def apply(self, logits, gaussian, uniform, *, k=1):
+        self._check_k(k, logits)
         return _ReDGEFunction.apply(logits, gaussian, uniform, self)

@@ -9,7 +9,8 @@ from pyro_redge._math import (
     sample_uniform,
     softmax_vjp,
 )
-from pyro_redge.estimators.base import Estimator, check_positive
+from pyro_redge.estimators.base import Estimator
+from redge_core.checks import check_positive
 
 
 class _ReinMaxFunction(torch.autograd.Function):
@@ -64,8 +65,10 @@ class ReinMax(Estimator):
     def __post_init__(self):
         check_positive("temperature", self.temperature)
 
-    def sample_noise(self, logits):
+    def sample_noise(self, logits, k=1):
+        self._check_k(k, logits)
         return (sample_uniform(logits, self._noise_dtype(logits)),)
 
-    def apply(self, logits, uniform):
+    def apply(self, logits, uniform, *, k=1):
+        self._check_k(k, logits)
         return _ReinMaxFunction.apply(logits, uniform, float(self.temperature))

@@ -43,8 +43,10 @@ class StraightThrough(Estimator):
         Computation`, Yoshua Bengio, Nicholas Léonard, Aaron Courville (2013)
     """
 
-    def sample_noise(self, logits):
+    def sample_noise(self, logits, k=1):
+        self._check_k(k, logits)
         return (sample_uniform(logits, self._noise_dtype(logits)),)
 
-    def apply(self, logits, uniform):
+    def apply(self, logits, uniform, *, k=1):
+        self._check_k(k, logits)
         return _StraightThroughFunction.apply(logits, uniform)

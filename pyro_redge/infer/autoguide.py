@@ -12,7 +12,7 @@ from pyro.nn import PyroModule, PyroParam
 from pyro.ops.tensor_utils import periodic_repeat
 from torch.distributions import constraints
 
-import pyro_redge.distributions as ours
+from pyro_redge.distributions.registry import REGISTRY
 from pyro_redge.estimators import ReDGE
 from pyro_redge.infer.reparam import relax
 
@@ -27,32 +27,12 @@ def unwrap(fn):
     return fn, reinterpreted
 
 
-def variational_family(prior, estimator, truncation):
-    """For a site whose prior is ``prior`` (ours, unwrapped): the learnable parameter's initial
-    value (the prior's own, in the value's shape), its constraint, and the guide's builder."""
-    if isinstance(prior, ours.OneHotCategorical):
-        return prior._log_probs, constraints.real, lambda p: ours.OneHotCategorical(logits=p, estimator=estimator)
-    if isinstance(prior, ours.Bernoulli):
-        log_probs = prior._log_probs
-        return log_probs[..., 1] - log_probs[..., 0], constraints.real, lambda p: ours.Bernoulli(logits=p, estimator=estimator)
-    if isinstance(prior, ours.KSubset):
-        return prior.logits, constraints.real, lambda p: ours.KSubset(p, prior.k, estimator)
-    if isinstance(prior, ours.Poisson):
-        return prior.rate, constraints.positive, lambda p: ours.Poisson(p, estimator, truncation)
-    if isinstance(prior, ours.Binomial):
-        return prior.logits, constraints.real, lambda p: ours.Binomial(prior.total_count, logits=p, estimator=estimator, truncation=truncation)
-    if isinstance(prior, ours.Geometric):
-        return prior.logits, constraints.real, lambda p: ours.Geometric(logits=p, estimator=estimator, truncation=truncation)
-    if isinstance(prior, ours.NegativeBinomial):
-        return prior.logits, constraints.real, lambda p: ours.NegativeBinomial(prior.total_count, logits=p, estimator=estimator, truncation=truncation)
-    raise ValueError(f"AutoRelaxed has no variational family for {type(prior).__name__}")
-
-
 class AutoRelaxed(AutoGuide):
     r"""An autoguide for models with discrete latent variables: a mean-field guide of our
     distributions on every discrete latent site (the same family as the prior, with its own
-    learnable parameters, initialised at the prior's plus ``init_scale`` noise), and
-    :class:`~pyro.infer.autoguide.AutoNormal` on the continuous ones.
+    learnable parameter, initialised at the prior's plus ``init_scale`` noise where it is
+    unconstrained; each registered class says which parameter, through ``guide_parameter`` and
+    ``guide``), and :class:`~pyro.infer.autoguide.AutoNormal` on the continuous ones.
 
     The guide relaxes its copy of the model with :func:`~pyro_redge.infer.relax`; give SVI the
     relaxed model too, so that the model's discrete ``log_prob`` is differentiable in the value
@@ -82,14 +62,14 @@ class AutoRelaxed(AutoGuide):
     def _setup_prototype(self, *args, **kwargs):
         super()._setup_prototype(*args, **kwargs)
         self.discrete = PyroModule()
-        self._builders, self._reinterpreted = {}, {}
+        self._priors, self._reinterpreted = {}, {}
         continuous = []
         for name, site in self.prototype_trace.iter_stochastic_nodes():
             prior, reinterpreted = unwrap(site["fn"])
-            if not isinstance(prior, (ours.OneHotCategorical, ours.Bernoulli, ours.Relaxed, ours.KSubset)):
+            if not REGISTRY.is_ours(prior):
                 continuous.append(name)
                 continue
-            init, constraint, builder = variational_family(prior, self.estimator, self.truncation)
+            init, constraint = prior.guide_parameter()
             init = init.detach()
             init = init.expand(broadcast_shape(init.shape, site["value"].shape)).clone()
             if constraint is constraints.real:
@@ -100,11 +80,13 @@ class AutoRelaxed(AutoGuide):
                 if full_size != frame.size:
                     init = periodic_repeat(init, full_size, frame.dim - event_dim).contiguous()
             deep_setattr(self.discrete, name, PyroParam(init, constraint, event_dim))
-            self._builders[name], self._reinterpreted[name] = builder, reinterpreted
+            self._priors[name], self._reinterpreted[name] = prior, reinterpreted
         self._continuous_names = continuous
         if continuous:
             self.continuous = AutoNormal(
-                poutine.block(self.model, expose=continuous), init_scale=self._init_scale, create_plates=self.create_plates
+                poutine.block(self.model, expose=continuous),
+                init_scale=self._init_scale,
+                create_plates=self.create_plates,
             )
 
     def _check_prototype(self, part_trace):
@@ -120,34 +102,27 @@ class AutoRelaxed(AutoGuide):
             self._setup_prototype(*args, **kwargs)
         plates = self._create_plates(*args, **kwargs)
         result = {}
-        for name, builder in self._builders.items():
+        for name in self._priors:
             site = self.prototype_trace.nodes[name]
             with contextlib.ExitStack() as stack:
                 for frame in site["cond_indep_stack"]:
                     if frame.vectorized:
                         stack.enter_context(plates[frame.name])
-                parameter = attrgetter(name)(self.discrete)
-                result[name] = pyro.sample(name, builder(parameter).to_event(self._reinterpreted[name]))
+                guide = self._guide(name, attrgetter(name)(self.discrete))
+                result[name] = pyro.sample(name, guide.to_event(self._reinterpreted[name]))
         if self._continuous_names:
             result.update(self.continuous(*args, **kwargs))
         return result
+
+    def _guide(self, name, parameter):
+        """The guide's distribution of the discrete site ``name`` (no wrappers) for ``parameter``."""
+        return self._priors[name].guide(parameter, self.estimator, self.truncation)
 
     @torch.no_grad()
     def median(self, *args, **kwargs):
         """The mode of each discrete site (for a k-subset: the top k) and the median of each
         continuous one."""
-        medians = {}
-        for name, builder in self._builders.items():
-            guide = builder(attrgetter(name)(self.discrete))
-            if isinstance(guide, ours.OneHotCategorical):
-                medians[name] = torch.nn.functional.one_hot(guide.logits.argmax(-1), guide.event_shape[0]).to(guide.logits.dtype)
-            elif isinstance(guide, ours.Bernoulli):
-                medians[name] = (guide.logits > 0).to(guide.logits.dtype)
-            elif isinstance(guide, ours.KSubset):
-                medians[name] = torch.zeros_like(guide.logits).scatter_(-1, guide.logits.topk(guide.k).indices, 1.0)
-            else:
-                values, log_pmf = guide._support_and_log_pmf()
-                medians[name] = values[log_pmf.argmax(-1)]
+        medians = {name: self._guide(name, attrgetter(name)(self.discrete)).mode for name in self._priors}
         if self._continuous_names:
             medians.update(self.continuous.median(*args, **kwargs))
         return medians

@@ -1,40 +1,25 @@
 import torch
+from pyro import poutine
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.infer.reparam.reparam import Reparam
 
-import pyro_redge.distributions as ours
+from pyro_redge.distributions.registry import REGISTRY
 from pyro_redge.estimators import ReDGE
 
-SUPPORTED = "OneHotCategorical, Bernoulli, Poisson, Binomial, Geometric, NegativeBinomial"
-
-
-def _probs_or_logits(fn):
-    """``{"logits": ...}`` or ``{"probs": ...}``, whichever parameterises the host distribution."""
-    if "logits" in fn.__dict__:
-        return {"logits": fn.logits}
-    return {"probs": fn.probs}
+_WRAPPERS = (torch.distributions.Independent, MaskedDistribution, ExpandedDistribution)
 
 
 def relaxed_twin(fn, estimator, truncation, name):
-    """Our distribution with the parameters of the host distribution ``fn`` (no wrappers)."""
-    if isinstance(fn, (ours.OneHotCategorical, ours.Bernoulli, ours.Relaxed, ours.KSubset)):
+    """Our registered distribution with the parameters of the host distribution ``fn`` (no
+    wrappers); ``fn`` itself if it is already ours."""
+    if REGISTRY.is_ours(fn):
         return fn
-    counts = {"estimator": estimator, "truncation": truncation}
-    try:
-        if isinstance(fn, torch.distributions.OneHotCategorical):
-            return ours.OneHotCategorical(**_probs_or_logits(fn._categorical), estimator=estimator)
-        if isinstance(fn, torch.distributions.Bernoulli):
-            return ours.Bernoulli(**_probs_or_logits(fn), estimator=estimator)
-        if isinstance(fn, torch.distributions.Poisson):
-            return ours.Poisson(fn.rate, **counts)
-        if isinstance(fn, torch.distributions.Binomial):
-            return ours.Binomial(fn.total_count, **_probs_or_logits(fn), **counts)
-        if isinstance(fn, torch.distributions.Geometric):
-            return ours.Geometric(**_probs_or_logits(fn), **counts)
-        if isinstance(fn, torch.distributions.NegativeBinomial):
-            return ours.NegativeBinomial(fn.total_count, **_probs_or_logits(fn), **counts)
-    except ValueError as error:
-        raise ValueError(f"RelaxReparam at site '{name}': {error}") from error
+    ours = REGISTRY.ours_for_host(fn)
+    if ours is not None:
+        try:
+            return ours.from_host(fn, estimator, truncation)
+        except ValueError as error:
+            raise ValueError(f"RelaxReparam at site '{name}': {error}") from error
     if isinstance(fn, torch.distributions.Categorical):
         raise ValueError(
             f"RelaxReparam at site '{name}': a Categorical's value is an integer index, and an index "
@@ -42,7 +27,7 @@ def relaxed_twin(fn, estimator, truncation, name):
             "Write the site as OneHotCategorical (value @ torch.arange(K) recovers the index)."
         )
     raise ValueError(
-        f"RelaxReparam at site '{name}': {type(fn).__name__} is not supported; supported: {SUPPORTED}"
+        f"RelaxReparam at site '{name}': {type(fn).__name__} is not supported; supported: {REGISTRY.supported_hosts()}"
     )
 
 
@@ -52,12 +37,13 @@ class RelaxReparam(Reparam):
 
         model = poutine.reparam(model, config={"z": RelaxReparam(ReinMax())})
 
-    Supports ``OneHotCategorical``, ``Bernoulli``, ``Poisson``, ``Binomial``, ``Geometric`` and
-    ``NegativeBinomial`` sites, inside plates and under ``.to_event()``, ``.expand()`` and
-    ``.mask()``. Observed sites are left alone. A ``Categorical`` site is a ``ValueError`` that
-    explains why (its integer value cannot carry a gradient) and points to ``OneHotCategorical``;
-    so is any other distribution, and an estimator the distribution does not accept, each naming
-    the site.
+    Supports every host distribution registered in
+    :data:`pyro_redge.distributions.registry.REGISTRY` (``OneHotCategorical``, ``Bernoulli``,
+    ``Poisson``, ``Binomial``, ``Geometric``, ``NegativeBinomial``), inside plates and under
+    ``.to_event()``, ``.expand()`` and ``.mask()``. Observed sites and sites already of ours are
+    left alone. A ``Categorical`` site is a ``ValueError`` that explains why (its integer value
+    cannot carry a gradient) and points to ``OneHotCategorical``; so is any other distribution,
+    and an estimator the distribution does not accept, each naming the site.
 
     :param estimator: the gradient estimator (default :class:`~pyro_redge.estimators.ReDGE`).
     :param int truncation: the static truncation of count sites (``None``: from ``tail_mass``).
@@ -72,7 +58,7 @@ class RelaxReparam(Reparam):
         if msg["is_observed"]:
             return {"fn": fn, "value": msg["value"], "is_observed": True}
         layers = []
-        while isinstance(fn, (torch.distributions.Independent, MaskedDistribution, ExpandedDistribution)):
+        while isinstance(fn, _WRAPPERS):
             layers.append(fn)
             fn = fn.base_dist
         new_fn = relaxed_twin(fn, self.estimator, self.truncation, msg["name"])
@@ -86,20 +72,16 @@ class RelaxReparam(Reparam):
         return {"fn": new_fn, "value": msg["value"], "is_observed": False}
 
 
-
-
-
 def relax(model, estimator=ReDGE(), truncation=None):
-    """``model`` with every latent discrete site of a supported host distribution relaxed by
-    :class:`RelaxReparam` (a ``Categorical`` site is the same ``ValueError``); other sites, observed
-    sites and sites already of ours are unchanged."""
-    from pyro import poutine
+    """``model`` with every latent site of a discrete host distribution relaxed by
+    :class:`RelaxReparam` (an unregistered one, e.g. ``Categorical``, is its ``ValueError``); other
+    sites, observed sites and sites already of ours are unchanged."""
 
     def config(msg):
         if msg["is_observed"] or msg["fn"] is None:
             return None
         fn = msg["fn"]
-        while isinstance(fn, (torch.distributions.Independent, MaskedDistribution, ExpandedDistribution)):
+        while isinstance(fn, _WRAPPERS):
             fn = fn.base_dist
         if isinstance(fn, torch.distributions.Distribution) and fn.support.is_discrete:
             return RelaxReparam(estimator, truncation)

@@ -9,7 +9,7 @@ enumeration (``TraceEnum_ELBO``) or by REINFORCE (``TraceGraph_ELBO``) from the 
   (the generalized Gumbel-softmax use case).
 
 :func:`fit` runs the training loop with a progress bar; corpora and metrics come from
-:mod:`redge_corpus`.
+:mod:`redge_core.corpus`.
 """
 
 from pyro_redge.topic_models.discrete_codes import DiscreteCodeTopicModel

@@ -4,8 +4,9 @@ import torch
 from pyro import poutine
 
 from pyro_redge.distributions import OneHotCategorical
-from pyro_redge.estimators import ReinMax
-from pyro_redge.topic_models.training import Batch, encoder, check_arguments
+from pyro_redge.estimators import Estimator, ReinMax
+from pyro_redge.topic_models.training import Batch, encoder
+from redge_core.topic_models import check_arguments, describe
 
 
 class DiscreteCodeTopicModel:
@@ -28,15 +29,38 @@ class DiscreteCodeTopicModel:
     ICLR 2017 (ProdLDA, the product-of-experts decoder, here with discrete codes).
     """
 
-    def __init__(self, vocabulary_size, num_codes=4, code_size=8, estimator=ReinMax(), hidden_size=100, device="cpu", dtype=torch.float32, seed=0):
-        check_arguments(estimator, vocabulary_size=vocabulary_size, num_codes=num_codes, code_size=code_size, hidden_size=hidden_size)
-        self.vocabulary_size, self.num_codes, self.code_size, self.estimator = vocabulary_size, num_codes, code_size, estimator
+    def __init__(
+        self,
+        vocabulary_size,
+        num_codes=4,
+        code_size=8,
+        estimator=ReinMax(),
+        hidden_size=100,
+        device="cpu",
+        dtype=torch.float32,
+        seed=0,
+    ):
+        check_arguments(
+            estimator,
+            Estimator,
+            vocabulary_size=vocabulary_size,
+            num_codes=num_codes,
+            code_size=code_size,
+            hidden_size=hidden_size,
+        )
+        self.vocabulary_size, self.num_codes, self.code_size, self.estimator = (
+            vocabulary_size,
+            num_codes,
+            code_size,
+            estimator,
+        )
         self.device, self.dtype = device, dtype
-        self.inference = "reinforce" if estimator is None else "pathwise"
-        self.label = f"codes[{'TraceGraph_ELBO' if estimator is None else type(estimator).__name__}]"
+        self.inference, self.label = describe("codes", estimator, "reinforce")
         generator = torch.Generator().manual_seed(seed)
-        self.initial_codebooks = 0.1 * torch.randn(num_codes, code_size, vocabulary_size, generator=generator, dtype=dtype).to(device)
-        self.encoder = encoder(vocabulary_size, hidden_size, num_codes * code_size).to(device=device, dtype=dtype)
+        self.initial_codebooks = 0.1 * torch.randn(
+            num_codes, code_size, vocabulary_size, generator=generator, dtype=dtype
+        ).to(device)
+        self.encoder = encoder(vocabulary_size, hidden_size, num_codes * code_size, seed).to(device=device, dtype=dtype)
 
     def _decoder(self):
         codebooks = pyro.param("codes.codebooks", self.initial_codebooks)
@@ -59,7 +83,11 @@ class DiscreteCodeTopicModel:
             # for sampling, so one bound for every document is enough (validation would insist on
             # the per-document total, which torch cannot take as a tensor).
             total = int(batch.bag_of_words.sum(-1).max())
-            pyro.sample("words", host.Multinomial(total, logits=self.word_log_probs(codes), validate_args=False), obs=batch.bag_of_words)
+            pyro.sample(
+                "words",
+                host.Multinomial(total, logits=self.word_log_probs(codes), validate_args=False),
+                obs=batch.bag_of_words,
+            )
 
     def _code_logits(self, bag_of_words):
         return self.encoder(bag_of_words.log1p()).unflatten(-1, (self.num_codes, self.code_size))
@@ -91,7 +119,9 @@ class DiscreteCodeTopicModel:
             posterior = host.OneHotCategorical(logits=self._code_logits(batch.bag_of_words))
             codes = posterior.sample((num_samples,))
             log_likelihood = (batch.bag_of_words * self.word_log_probs(codes)).sum(-1).mean(0).sum()
-            kl = torch.distributions.kl_divergence(posterior, host.OneHotCategorical(logits=torch.zeros_like(posterior.logits))).sum()
+            kl = torch.distributions.kl_divergence(
+                posterior, host.OneHotCategorical(logits=torch.zeros_like(posterior.logits))
+            ).sum()
             return float(log_likelihood - kl) / batch.num_tokens
         finally:
             torch.random.set_rng_state(generator_state)

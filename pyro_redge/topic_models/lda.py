@@ -4,8 +4,9 @@ import torch
 from pyro import poutine
 
 from pyro_redge.distributions import OneHotCategorical
-from pyro_redge.estimators import ReinMax
-from pyro_redge.topic_models.training import Batch, encoder, check_arguments
+from pyro_redge.estimators import Estimator, ReinMax
+from pyro_redge.topic_models.training import Batch, encoder
+from redge_core.topic_models import check_arguments, describe
 
 
 class LDA:
@@ -32,15 +33,28 @@ class LDA:
     :param float concentration: the symmetric Dirichlet prior :math:`\alpha`.
     """
 
-    def __init__(self, vocabulary_size, num_topics=20, estimator=ReinMax(), concentration=0.5, hidden_size=100, device="cpu", dtype=torch.float64, seed=0):
-        check_arguments(estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, hidden_size=hidden_size)
+    def __init__(
+        self,
+        vocabulary_size,
+        num_topics=20,
+        estimator=ReinMax(),
+        concentration=0.5,
+        hidden_size=100,
+        device="cpu",
+        dtype=torch.float64,
+        seed=0,
+    ):
+        check_arguments(
+            estimator, Estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, hidden_size=hidden_size
+        )
         self.vocabulary_size, self.num_topics, self.estimator = vocabulary_size, num_topics, estimator
         self.concentration, self.device, self.dtype = concentration, device, dtype
-        self.inference = "enumeration" if estimator is None else "pathwise"
-        self.label = f"LDA[{'TraceEnum_ELBO' if estimator is None else type(estimator).__name__}]"
+        self.inference, self.label = describe("LDA", estimator, "enumeration")
         generator = torch.Generator().manual_seed(seed)
-        self.initial_topic_logits = 0.5 * torch.randn(num_topics, vocabulary_size, generator=generator, dtype=dtype).to(device)
-        self.encoder = encoder(vocabulary_size, hidden_size, num_topics).to(device=device, dtype=dtype)
+        self.initial_topic_logits = 0.5 * torch.randn(num_topics, vocabulary_size, generator=generator, dtype=dtype).to(
+            device
+        )
+        self.encoder = encoder(vocabulary_size, hidden_size, num_topics, seed).to(device=device, dtype=dtype)
 
     def topic_log_probs(self):
         return pyro.param("lda.topic_logits", self.initial_topic_logits).log_softmax(-1)
@@ -54,9 +68,13 @@ class LDA:
             with pyro.plate("tokens", batch.num_tokens):
                 token_topics = document_topics[batch.document_of_token]
                 if self.estimator is None:
-                    assignment = pyro.sample("assignments", host.OneHotCategorical(probs=token_topics), infer={"enumerate": "parallel"})
+                    assignment = pyro.sample(
+                        "assignments", host.OneHotCategorical(probs=token_topics), infer={"enumerate": "parallel"}
+                    )
                 else:
-                    assignment = pyro.sample("assignments", OneHotCategorical(probs=token_topics, estimator=self.estimator))
+                    assignment = pyro.sample(
+                        "assignments", OneHotCategorical(probs=token_topics, estimator=self.estimator)
+                    )
                 # log p(w | z) = z · log β[:, w] is linear in the one-hot assignment; a factor
                 # avoids materialising a tokens × vocabulary matrix of word logits.
                 pyro.factor("words", (assignment * log_topics.T[batch.word_of_token]).sum(-1))
@@ -71,7 +89,10 @@ class LDA:
             with pyro.plate("documents", len(batch.bag_of_words)):
                 document_topics = pyro.sample("document_topics", host.Dirichlet(concentration))
             if self.estimator is not None:
-                word_logits = pyro.param("lda.word_logits", torch.zeros(self.vocabulary_size, self.num_topics, dtype=self.dtype, device=self.device))
+                word_logits = pyro.param(
+                    "lda.word_logits",
+                    torch.zeros(self.vocabulary_size, self.num_topics, dtype=self.dtype, device=self.device),
+                )
                 with pyro.plate("tokens", batch.num_tokens):
                     logits = document_topics.log()[batch.document_of_token] + word_logits[batch.word_of_token]
                     pyro.sample("assignments", OneHotCategorical(logits=logits, estimator=self.estimator))
@@ -93,7 +114,9 @@ class LDA:
             posterior = host.Dirichlet(concentration)
             prior = host.Dirichlet(torch.full_like(concentration, self.concentration))
             theta = posterior.rsample((num_samples,))
-            token_log_probs = torch.logsumexp(theta.log()[:, batch.document_of_token] + self.topic_log_probs().T[batch.word_of_token], -1)
+            token_log_probs = torch.logsumexp(
+                theta.log()[:, batch.document_of_token] + self.topic_log_probs().T[batch.word_of_token], -1
+            )
             bound = token_log_probs.sum(-1).mean() - torch.distributions.kl_divergence(posterior, prior).sum()
             return float(bound) / batch.num_tokens
         finally:

@@ -4,8 +4,9 @@ import torch
 from pyro import poutine
 
 from pyro_redge.distributions import Poisson
-from pyro_redge.estimators import ReinMax
-from pyro_redge.topic_models.training import Batch, encoder, check_arguments
+from pyro_redge.estimators import Estimator, ReinMax
+from pyro_redge.topic_models.training import Batch, encoder
+from redge_core.topic_models import check_arguments, describe
 
 
 class PoissonTopicModel:
@@ -29,15 +30,34 @@ class PoissonTopicModel:
     recommendation with hierarchical Poisson factorization*, UAI 2015.
     """
 
-    def __init__(self, vocabulary_size, num_topics=10, estimator=ReinMax(), prior_rate=3.0, truncation=30, hidden_size=100, device="cpu", dtype=torch.float32, seed=0):
-        check_arguments(estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, truncation=truncation, hidden_size=hidden_size)
+    def __init__(
+        self,
+        vocabulary_size,
+        num_topics=10,
+        estimator=ReinMax(),
+        prior_rate=3.0,
+        truncation=30,
+        hidden_size=100,
+        device="cpu",
+        dtype=torch.float32,
+        seed=0,
+    ):
+        check_arguments(
+            estimator,
+            Estimator,
+            vocabulary_size=vocabulary_size,
+            num_topics=num_topics,
+            truncation=truncation,
+            hidden_size=hidden_size,
+        )
         self.vocabulary_size, self.num_topics, self.estimator = vocabulary_size, num_topics, estimator
         self.prior_rate, self.truncation, self.device, self.dtype = prior_rate, truncation, device, dtype
-        self.inference = "reinforce" if estimator is None else "pathwise"
-        self.label = f"Poisson[{'TraceGraph_ELBO' if estimator is None else type(estimator).__name__}]"
+        self.inference, self.label = describe("Poisson", estimator, "reinforce")
         generator = torch.Generator().manual_seed(seed)
-        self.initial_topic_rates = (0.1 * torch.randn(num_topics, vocabulary_size, generator=generator, dtype=dtype) - 3.0).to(device)
-        self.encoder = encoder(vocabulary_size, hidden_size, num_topics).to(device=device, dtype=dtype)
+        self.initial_topic_rates = (
+            0.1 * torch.randn(num_topics, vocabulary_size, generator=generator, dtype=dtype) - 3.0
+        ).to(device)
+        self.encoder = encoder(vocabulary_size, hidden_size, num_topics, seed).to(device=device, dtype=dtype)
 
     def _counts(self, rate):
         if self.estimator is None:
@@ -48,7 +68,11 @@ class PoissonTopicModel:
         return torch.nn.functional.softplus(pyro.param("poisson.topic_rates", self.initial_topic_rates))
 
     def _word_rates(self, topic_counts):
-        background = torch.nn.functional.softplus(pyro.param("poisson.background", torch.full((self.vocabulary_size,), -5.0, dtype=self.dtype, device=self.device)))
+        background = torch.nn.functional.softplus(
+            pyro.param(
+                "poisson.background", torch.full((self.vocabulary_size,), -5.0, dtype=self.dtype, device=self.device)
+            )
+        )
         return topic_counts @ self.topic_rates() + background
 
     def model(self, batch):

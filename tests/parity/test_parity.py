@@ -10,6 +10,7 @@ import numpyro_redge
 import pyro_redge
 from numpyro_redge import _math as jax_math
 from pyro_redge import _math as torch_math
+from redge_core.schedules import ddim_schedule
 from tests import cases
 
 
@@ -58,11 +59,12 @@ def test_same_noise_gives_same_sample_and_gradient(estimator_id, shape):
 
 @pytest.mark.parametrize("num_steps", [2, 3, 5, 9, 50])
 @pytest.mark.parametrize("t1", [0.05, 0.3, 0.5, 0.77, 0.99])
-def test_schedules_are_identical_and_match_torch_linspace(num_steps, t1):
-    assert torch_math.ddim_schedule(num_steps, t1) == jax_math.ddim_schedule(num_steps, t1)
+def test_the_shared_schedule_matches_torch_linspace(num_steps, t1):
+    """Both hosts read the one NumPy schedule of ``redge_core``; it equals the reference's
+    float32 ``torch.linspace``."""
     alphas = torch.cat((torch.tensor([1.0]), torch.linspace(1 - t1, 1e-4, num_steps - 1)))
-    assert torch_math.ddim_schedule(num_steps, t1).alphas == tuple(alphas.tolist())
-    assert torch_math.ddim_schedule(num_steps, t1).sigmas == tuple((1 - alphas).tolist())
+    assert ddim_schedule(num_steps, t1).alphas == tuple(alphas.tolist())
+    assert ddim_schedule(num_steps, t1).sigmas == tuple((1 - alphas).tolist())
 
 
 def test_inverse_cdf_sampling_is_identical():
@@ -90,7 +92,9 @@ def test_log_prob_and_kl_are_identical():
     torch_q = pyro_redge.OneHotCategorical(logits=torch.tensor(np.log(probs_q)))
     jax_p = numpyro_redge.OneHotCategorical(probs=jnp.asarray(probs_p))
     jax_q = numpyro_redge.OneHotCategorical(logits=jnp.asarray(np.log(probs_q)))
-    np.testing.assert_allclose(torch_p.log_prob(torch.tensor(values)).numpy(), jax_p.log_prob(jnp.asarray(values)), rtol=1e-12)
+    np.testing.assert_allclose(
+        torch_p.log_prob(torch.tensor(values)).numpy(), jax_p.log_prob(jnp.asarray(values)), rtol=1e-12
+    )
     np.testing.assert_allclose(
         pyro_redge.kl_divergence(torch_p, torch_q).numpy(), numpyro_redge.kl_divergence(jax_p, jax_q), rtol=1e-12
     )
@@ -102,8 +106,12 @@ def test_log_prob_and_kl_are_identical():
 @pytest.mark.parametrize("case", list(cases.COUNT_CASES))
 def test_count_truncation_log_pmf_and_samples_are_identical(case):
     name, kwargs = cases.COUNT_CASES[case]
-    torch_count = getattr(pyro_redge, name)(**{k: torch.tensor(v) for k, v in kwargs.items()}, estimator=pyro_redge.ReinMax())
-    jax_count = getattr(numpyro_redge, name)(**{k: jnp.asarray(v) for k, v in kwargs.items()}, estimator=numpyro_redge.ReinMax())
+    torch_count = getattr(pyro_redge, name)(
+        **{k: torch.tensor(v) for k, v in kwargs.items()}, estimator=pyro_redge.ReinMax()
+    )
+    jax_count = getattr(numpyro_redge, name)(
+        **{k: jnp.asarray(v) for k, v in kwargs.items()}, estimator=numpyro_redge.ReinMax()
+    )
     assert torch_count.truncation_point() == jax_count.truncation_point()
     # 1 − CDF after summing up to ~700 float64 terms whose lgamma differ in the last bits between
     # the libraries: resolved to ~1e-13 absolute.
@@ -114,8 +122,12 @@ def test_count_truncation_log_pmf_and_samples_are_identical(case):
     np.testing.assert_allclose(torch_log_pmf.numpy(), jax_log_pmf, rtol=1e-10, atol=1e-10)
     uniform = np.random.default_rng(3).uniform(size=(500,) + tuple(torch_log_pmf.shape[:-1]) + (1,))
     shape = (500,) + tuple(torch_log_pmf.shape)
-    torch_samples = (torch_count.estimator.apply(torch_log_pmf.expand(shape), torch.tensor(uniform)) * torch_values).sum(-1)
-    jax_samples = (jax_count.estimator.apply(jnp.broadcast_to(jax_log_pmf, shape), jnp.asarray(uniform)) * jax_values).sum(-1)
+    torch_samples = (
+        torch_count.estimator.apply(torch_log_pmf.expand(shape), torch.tensor(uniform)) * torch_values
+    ).sum(-1)
+    jax_samples = (
+        jax_count.estimator.apply(jnp.broadcast_to(jax_log_pmf, shape), jnp.asarray(uniform)) * jax_values
+    ).sum(-1)
     np.testing.assert_array_equal(torch_samples.numpy(), jax_samples)
     np.testing.assert_allclose(
         pyro_redge.kl_divergence(torch_count, torch_count.expand(torch_count.batch_shape)).numpy(), 0.0, atol=1e-12
@@ -145,12 +157,44 @@ def test_subset_estimators_give_the_same_sample_and_gradient(estimator_id, k):
     rng = np.random.default_rng(5)
     logits, cotangent = rng.normal(size=(6, 8)), rng.normal(size=(6, 8))
     # The same noise: Gumbel or Sum-of-Gamma perturbations, or the exact sampler's uniforms.
-    (torch_noise,) = torch_estimator.subset_noise(torch.tensor(logits), k)
+    torch.manual_seed(5)
+    (torch_noise,) = torch_estimator.sample_noise(torch.tensor(logits), k=k)
     noise = torch_noise.numpy()
     torch_logits = torch.tensor(logits, requires_grad=True)
-    torch_sample = torch_estimator.apply_subset(torch_logits, k, torch.tensor(noise))
+    torch_sample = torch_estimator.apply(torch_logits, torch.tensor(noise), k=k)
     (torch_grad,) = torch.autograd.grad((torch_sample * torch.tensor(cotangent)).sum(), torch_logits)
-    jax_sample = jax_estimator.apply_subset(jnp.asarray(logits), k, jnp.asarray(noise))
-    jax_grad = jax.grad(lambda x: (jax_estimator.apply_subset(x, k, jnp.asarray(noise)) * cotangent).sum())(jnp.asarray(logits))
+    jax_sample = jax_estimator.apply(jnp.asarray(logits), jnp.asarray(noise), k=k)
+    jax_grad = jax.grad(lambda x: (jax_estimator.apply(x, jnp.asarray(noise), k=k) * cotangent).sum())(
+        jnp.asarray(logits)
+    )
     np.testing.assert_array_equal(torch_sample.detach().numpy(), jax_sample)
     np.testing.assert_allclose(torch_grad.numpy(), jax_grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("noise", ["gumbel", "sum_of_gamma"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_aimle_state_follows_the_same_trajectory_in_both_hosts(noise, dtype):
+    """The same noise at every step gives the same observed densities and the same states, bit
+    for bit: the density is formed from exact integers and the update is the same arithmetic."""
+    torch_estimator = pyro_redge.AIMLE(target_density=2.0, step=0.05, noise=noise)
+    jax_estimator = numpyro_redge.AIMLE(target_density=2.0, step=0.05, noise=noise)
+    torch_state = torch_estimator.init_state(getattr(torch, dtype))
+    jax_state = jax_estimator.init_state(dtype)
+    rng = np.random.default_rng(6)
+    logits, weights = rng.normal(size=(16, 9)).astype(dtype), rng.normal(size=(16, 9)).astype(dtype)
+    torch.manual_seed(6)
+    for _ in range(40):
+        (noise_draw,) = torch_estimator.sample_noise(torch.tensor(logits), k=3)
+        beta = torch_state.beta.clone().requires_grad_()
+        sample = torch_estimator.apply(torch.tensor(logits), noise_draw, k=3, beta=beta)
+        (torch_density,) = torch.autograd.grad((sample * torch.tensor(weights)).sum(), beta)
+        jax_noise = jnp.asarray(noise_draw.numpy())
+        jax_density = jax.grad(
+            lambda b, noise=jax_noise: (jax_estimator.apply(jnp.asarray(logits), noise, k=3, beta=b) * weights).sum()
+        )(jax_state.beta)
+        assert float(torch_density) == float(jax_density)
+        torch_state = torch_estimator.update_state(torch_state, torch_density)
+        jax_state = jax_estimator.update_state(jax_state, jax_density)
+        assert float(torch_state.beta) == float(jax_state.beta)
+        assert float(torch_state.density) == float(jax_state.density)
+    assert float(torch_state.beta) != 1.0

@@ -1,0 +1,359 @@
+import copy
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as host
+from jax.scipy.special import logsumexp
+from numpyro.distributions import Distribution, ExpandedDistribution, constraints
+from numpyro.util import not_jax_tracer
+
+from numpyro_redge._math import categorical_kl
+from numpyro_redge.distributions.registry import register
+from numpyro_redge.distributions.util import check_estimator, check_value
+from numpyro_redge.estimators import ReDGE
+from redge_core import support
+
+
+def support_bounds(support):
+    """``(lower, upper)`` of an integer support; ``upper`` is ``None`` when unbounded, an array
+    when it varies over the batch. A ``ValueError`` for any other support."""
+    while isinstance(support, constraints.independent):
+        support = support.base_constraint
+    if support is constraints.nonnegative_integer:
+        return 0, None
+    if support is constraints.boolean:
+        return 0, 1
+    if isinstance(support, constraints.integer_interval):
+        return support.lower_bound, support.upper_bound
+    if isinstance(support, constraints.integer_greater_than):
+        return support.lower_bound, None
+    raise ValueError(
+        "base must have an integer support (nonnegative_integer, integer_interval, boolean or "
+        f"integer_greater_than), got {support}"
+    )
+
+
+def unexpanded(base):
+    """The host distribution under NumPyro's ``ExpandedDistribution`` wrappers (its parameters
+    broadcast against the expanded batch shape)."""
+    while isinstance(base, ExpandedDistribution):
+        base = base.base_dist
+    return base
+
+
+def _unvalidated_log_prob(distribution, value):
+    """The host distribution's log-pmf at ``value``, without validation (a grid leaves the support)."""
+    unvalidated = copy.copy(unexpanded(distribution))
+    unvalidated._validate_args = False
+    return unvalidated.log_prob(value)
+
+
+def _log_pmf_on_grid(distribution, values, log_prob=_unvalidated_log_prob):
+    """``log_prob(distribution, ·)`` on the 1-D grid ``values``, grid on the last axis, ``-inf``
+    off the distribution's support."""
+    batch_shape = distribution.batch_shape
+    grid = jnp.reshape(values, (-1,) + (1,) * len(batch_shape))
+    log_pmf = jnp.where(distribution.support(grid), log_prob(distribution, grid), -jnp.inf)
+    return jnp.moveaxis(jnp.broadcast_to(log_pmf, (len(values),) + batch_shape), 0, -1)
+
+
+def _needs_static_truncation(owner):
+    return ValueError(
+        f"{owner} needs a static truncation= under jax.jit (the truncation point K is a shape "
+        "and cannot be chosen from traced parameters): pass an integer truncation, e.g. one "
+        "chosen outside jit with .truncation_point()."
+    )
+
+
+def _concrete(tree, owner):
+    """``tree`` with concrete float64 leaves (primal values under ``grad``), or the ``ValueError``
+    that a static truncation is needed (under ``jit``, the values are abstract)."""
+    try:
+        return jax.tree_util.tree_map(lambda leaf: np.asarray(jax.lax.stop_gradient(leaf), np.float64), tree)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as error:
+        raise _needs_static_truncation(owner) from error
+
+
+def _find_truncation(distribution, tail_mass, log_prob=_unvalidated_log_prob, owner=None):
+    """``K`` of a host distribution with an integer support, by :func:`redge_core.support.truncation_point`
+    on its float64 log-pmf, from concrete parameters (outside ``jit``: ``K`` is a shape)."""
+    exact = _concrete(distribution, owner or type(distribution).__name__)
+    # In float64: the tail is 1 − CDF, resolved to ~1e-13 only if the pmf is float64.
+    with jax.enable_x64(True):
+        exact = jax.tree_util.tree_map(jnp.asarray, exact)
+        lower, upper = support_bounds(exact.support)
+        if upper is not None:
+            upper = int(np.max(upper))
+        try:
+            mean, stddev = np.asarray(exact.mean), np.sqrt(np.asarray(exact.variance))
+        except NotImplementedError:
+            mean = stddev = None
+        return support.truncation_point(
+            lambda values: np.asarray(_log_pmf_on_grid(exact, jnp.asarray(values), log_prob)),
+            lower,
+            tail_mass,
+            support.truncation_guess(mean, stddev, lower),
+            upper,
+        )
+
+
+class ReparameterizedDiscrete(Distribution):
+    r"""Reparameterizes any discrete distribution with an integer support (the generalized
+    Gumbel-softmax construction): the support is truncated to :math:`\{l, \dots, K\}`, the
+    categorical over it is drawn by a gradient estimator as a hard one-hot :math:`D`, and mapped
+    linearly to the value,
+
+    .. math:: N = \sum_k D_k\,k, \qquad \log p(N) = \log p_{\text{base}}(N) - \log \sum_{k=l}^{K} p_{\text{base}}(k).
+
+    The value is an integer-valued float (bitwise); its gradient reaches the base's parameters
+    through the estimator's surrogate and the base's log-pmf on the grid.
+
+    **Truncation.** With ``truncation=None``, ``K`` is the smallest count whose upper tail mass
+    :math:`P(N > K)` is below ``tail_mass`` for every batch element, found once per instance, at
+    construction, from the (concrete) parameters, and kept by :meth:`expand` and through
+    ``jax.jit`` (it is static pytree data). ``K`` is a shape: a distribution built under
+    ``jax.jit`` (e.g. in NumPyro's ``SVI.run``) has traced parameters and needs a static integer
+    ``truncation``; its absence is a ``ValueError`` saying so, at the first use.
+    :meth:`dropped_mass` reports the tail that is cut. Samples never exceed ``K``; ``log_prob`` is
+    the base pmf renormalised on :math:`\{l, \dots, K\}` (differentiable in the parameters), and
+    for a value above ``K`` it continues with the same renormalised base pmf instead of returning
+    ``-inf``, so that an ELBO stays finite; the difference is bounded by the dropped mass.
+
+    The support is not ``is_discrete`` for NumPyro's inference code, for the reason given in
+    :mod:`numpyro_redge.distributions.util`.
+
+    :param base: a NumPyro discrete distribution with an integer support and empty event shape.
+    :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
+        :class:`~numpyro_redge.estimators.ReDGE`.
+    :param int truncation: the largest value kept, or ``None`` to choose it from ``tail_mass``.
+    :param float tail_mass: the largest upper tail mass that may be dropped, in (0, 1).
+
+    **References**
+
+    [1] `Generalized Gumbel-Softmax Gradient Estimator for Generic Discrete Random Variables`,
+        Weonyoung Joo, Dongjun Kim, Seungjae Shin, Il-Chul Moon (2020), arXiv:2003.01847
+    """
+
+    arg_constraints = {}
+    pytree_data_fields = ("base",)
+    pytree_aux_fields = ("estimator", "truncation", "tail_mass", "_truncation_point")
+    #: ``log_prob(base, value)``: the base's log-pmf, without validation.
+    _log_prob_of = staticmethod(_unvalidated_log_prob)
+
+    def __init__(
+        self, base, estimator=ReDGE(), truncation=None, tail_mass=support.DEFAULT_TAIL_MASS, *, validate_args=None
+    ):
+        if not isinstance(base, Distribution):
+            raise ValueError(f"base must be a NumPyro distribution, got {base!r}")
+        if base.event_shape != ():
+            raise ValueError(f"base must have an empty event shape, got {tuple(base.event_shape)}")
+        lower, _ = support_bounds(base.support)
+        self.tail_mass = support.check_tail_mass(tail_mass)
+        self.truncation = support.check_truncation(truncation, lower)
+        self.base = base
+        self.estimator = check_estimator(estimator, type(self).__name__)
+        self._truncation_point = self.truncation
+        if self._truncation_point is None:
+            try:
+                self._truncation_point = _find_truncation(base, self.tail_mass, self._log_prob_of, type(self).__name__)
+            except ValueError:
+                # Traced parameters: the first use repeats the search, and raises if they still are.
+                if all(not_jax_tracer(leaf) for leaf in jax.tree_util.tree_leaves(base)):
+                    raise
+        super().__init__(batch_shape=base.batch_shape, validate_args=validate_args)
+
+    @property
+    def support(self):
+        return _ReparameterizedInteger(self.base.support)
+
+    @property
+    def has_rsample(self):
+        return True
+
+    def expand(self, batch_shape):
+        """The same class over the expanded base, keeping the estimator and the truncation point."""
+        new = copy.copy(self)
+        new.base = self.base.expand(batch_shape)
+        Distribution.__init__(new, batch_shape=new.base.batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @classmethod
+    def from_host(cls, fn, estimator, truncation=None):
+        """Ours over the host distribution ``fn`` (any integer support, empty event shape)."""
+        return cls(fn, estimator=estimator, truncation=truncation)
+
+    def _base_log_prob(self, value):
+        """The base's log-pmf at ``value``, without validation (the grid leaves the support)."""
+        return self._log_prob_of(self.base, value)
+
+    def _grid_log_pmf(self, values):
+        """The base log-pmf on ``values`` (1-D), grid on the last axis, ``-inf`` off the support."""
+        return _log_pmf_on_grid(self.base, values, self._log_prob_of)
+
+    def truncation_point(self):
+        """``K``, the largest value kept: fixed, or chosen from ``tail_mass`` and the parameters
+        when the instance was built."""
+        if self._truncation_point is None:
+            self._truncation_point = _find_truncation(self.base, self.tail_mass, self._log_prob_of, type(self).__name__)
+        return self._truncation_point
+
+    def _support_values(self):
+        """The kept values ``l..K``, in the default float dtype."""
+        lower, _ = support_bounds(self.base.support)
+        return jnp.arange(lower, self.truncation_point() + 1, dtype=jnp.result_type(float))
+
+    def _support_and_log_pmf(self):
+        """The kept values ``l..K`` and the log-pmf on them (batch × grid), unnormalised."""
+        values = self._support_values()
+        return values, self._grid_log_pmf(values)
+
+    def dropped_mass(self):
+        """``P(N > K)`` under the base, per batch element: the mass the truncation cuts
+        (computed in float64 on concrete parameters)."""
+        K = self.truncation_point()
+        exact = _concrete(self.base, type(self).__name__)
+        with jax.enable_x64(True):
+            exact = jax.tree_util.tree_map(jnp.asarray, exact)
+            lower, _ = support_bounds(exact.support)
+            log_pmf = _log_pmf_on_grid(exact, jnp.arange(lower, K + 1, dtype=jnp.float64), self._log_prob_of)
+            tail = support.upper_tail_mass(log_pmf)[..., -1]
+        return jnp.asarray(tail, jnp.result_type(float))
+
+    def log_prob_on_grid(self, values):
+        """``log_prob`` of each value of a 1-D grid, grid on the last axis: ``-inf`` off the base's
+        support, no validation error (for exact sums over a support, as in the KL)."""
+        _, log_pmf = self._support_and_log_pmf()
+        return self._grid_log_pmf(values) - logsumexp(log_pmf, axis=-1, keepdims=True)
+
+    def sample(self, key, sample_shape=()):
+        values, log_pmf = self._support_and_log_pmf()
+        shape = tuple(sample_shape) + self.batch_shape + values.shape
+        one_hot = self.estimator(key, jnp.broadcast_to(log_pmf, shape))
+        return (one_hot * values).sum(-1)
+
+    def log_prob(self, value):
+        check_value(self, value)
+        _, log_pmf = self._support_and_log_pmf()
+        return self._base_log_prob(value) - logsumexp(log_pmf, axis=-1)
+
+    def enumerate_support(self, expand=True):
+        values = self._support_values()
+        values = jnp.reshape(values, (-1,) + (1,) * len(self.batch_shape))
+        if expand:
+            values = jnp.broadcast_to(values, (len(values),) + self.batch_shape)
+        return values
+
+    @property
+    def mean(self):
+        values, log_pmf = self._support_and_log_pmf()
+        return (jax.nn.softmax(log_pmf, -1) * values).sum(-1)
+
+    @property
+    def variance(self):
+        values, log_pmf = self._support_and_log_pmf()
+        probs = jax.nn.softmax(log_pmf, -1)
+        mean = (probs * values).sum(-1, keepdims=True)
+        return (probs * (values - mean) ** 2).sum(-1)
+
+    @property
+    def mode(self):
+        """The most probable kept value of each batch element (the smallest, on a tie), in the
+        value's shape and dtype."""
+        values, log_pmf = self._support_and_log_pmf()
+        return values[jnp.argmax(jax.lax.stop_gradient(log_pmf), -1)]
+
+    @staticmethod
+    def kl_divergence(p, q):
+        r"""Exact :math:`\mathrm{KL}(p\,\|\,q) = \sum_k p(k) \log(p(k)/q(k))` over the support of
+        ``p``, each argument a distribution of ours with an integer support or a host count
+        distribution. Ours is truncated, so the sum is exact; a host ``p`` is summed up to where
+        its upper tail drops below the default ``tail_mass`` (1e-6), exact to that dropped mass."""
+        if isinstance(p, ReparameterizedDiscrete):
+            values = p._support_values()
+        else:
+            lower, _ = support_bounds(p.support)
+            K = _find_truncation(p, support.DEFAULT_TAIL_MASS, owner="kl_divergence")
+            values = jnp.arange(lower, K + 1, dtype=jnp.result_type(float))
+        return categorical_kl(_count_log_pmf_on_grid(p, values), _count_log_pmf_on_grid(q, values))
+
+    def guide_parameter(self):
+        """A generic base has no known learnable parameter: a ``ValueError`` (the named count
+        classes override this)."""
+        raise self._no_guide()
+
+    def guide(self, parameter, estimator, truncation=None):
+        """A generic base has no known learnable parameter: a ``ValueError`` (the named count
+        classes override this)."""
+        raise self._no_guide()
+
+    def _no_guide(self):
+        return ValueError(
+            f"{type(self).__name__} over {type(self.base).__name__} has no mean-field guide parameter: write the "
+            "site with a count distribution that has one (Poisson, Binomial, Geometric, NegativeBinomial) or write "
+            "its guide by hand"
+        )
+
+
+def _count_log_pmf_on_grid(distribution, values):
+    """The log-pmf of ours (normalised on its support) or of a host distribution on a 1-D grid,
+    grid on the last axis, ``-inf`` off the support."""
+    if isinstance(distribution, ReparameterizedDiscrete):
+        return distribution.log_prob_on_grid(values)
+    return _log_pmf_on_grid(distribution, values)
+
+
+class Relaxed(ReparameterizedDiscrete):
+    """Deprecated alias of :class:`ReparameterizedDiscrete` (the old name: its samples are hard,
+    not relaxed). Building one emits a ``FutureWarning``."""
+
+    def __init__(self, *args, **kwargs):
+        warnings.warn(
+            "numpyro_redge.Relaxed is deprecated and will be removed; use numpyro_redge.ReparameterizedDiscrete "
+            "(the same class: its samples are hard, not relaxed)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        super().__init__(*args, **kwargs)
+
+
+class _ReparameterizedInteger(constraints.Constraint):
+    """The base's integer support, but not ``is_discrete``: the values carry a pathwise gradient
+    (see :mod:`numpyro_redge.distributions.util`)."""
+
+    is_discrete = False
+    event_dim = 0
+
+    def __init__(self, base_support):
+        self.base_support = base_support
+
+    def __call__(self, x):
+        return self.base_support(x)
+
+    def feasible_like(self, prototype):
+        return self.base_support.feasible_like(prototype)
+
+    def tree_flatten(self):
+        return (self.base_support,), (("base_support",), dict())
+
+    def __repr__(self):
+        return f"ReparameterizedInteger({self.base_support})"
+
+
+# The generic mechanism covers every host count distribution (as the exact KL always has; NumPyro's
+# NegativeBinomialProbs/Logits and NegativeBinomial2 are GammaPoisson subclasses); the named
+# classes of ``counts`` register later for their own host classes, and replace them under
+# ``RelaxReparam`` with their own parameters.
+register(
+    ReparameterizedDiscrete,
+    hosts=(
+        host.Poisson,
+        host.BinomialProbs,
+        host.BinomialLogits,
+        host.GeometricProbs,
+        host.GeometricLogits,
+        host.GammaPoisson,
+    ),
+)

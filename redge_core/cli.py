@@ -1,0 +1,221 @@
+"""The ``redge`` command.
+
+``redge demo`` fits LDA and a discrete-code neural topic model to the bundled news corpus by SVI
+in each installed host (our ReinMax against exact enumeration and against REINFORCE) and prints
+held-out perplexity, coherence, time and topics side by side; ``redge bench`` runs the
+benchmarks of a source checkout. Both run with whichever of Pyro and NumPyro are installed.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+import pathlib
+import runpy
+import sys
+
+# Budgets of `redge demo`: (epochs, steps cap or None) per model; --quick takes a few steps.
+DEMO_BUDGETS = {"full": {"lda": (8, None), "codes": (30, None)}, "quick": {"lda": (1, 12), "codes": (1, 25)}}
+DEMO_TOPICS = {"full": 20, "quick": 10}
+BENCHMARKS_FOLDER = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """One host of the demo and the benchmarks: the modules it needs and the extra that
+    installs them."""
+
+    key: str
+    name: str
+    package: str
+    requires: tuple
+    extra: str
+
+    @property
+    def install(self):
+        return f'pip install "pyro-redge[{self.extra}]"'
+
+    def missing(self):
+        """The required modules that cannot be imported (found without importing them)."""
+        return [module for module in self.requires if not _installed(module)]
+
+
+HOSTS = {
+    "pyro": Host("pyro", "Pyro", "pyro_redge", ("torch", "pyro"), "pyro"),
+    # funsor: the LDA baseline marginalises the assignments by NumPyro's TraceEnum_ELBO.
+    "numpyro": Host("numpyro", "NumPyro", "numpyro_redge", ("jax", "numpyro", "optax", "funsor"), "numpyro"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """A script of ``benchmarks/``: the hosts it runs with (all of ``hosts`` when ``any_host`` is
+    false; with ``any_host`` it is told which by ``--hosts``), the other modules it needs with how
+    to install them, and whether it takes ``--device``."""
+
+    script: str
+    hosts: tuple
+    any_host: bool = False
+    requires: tuple = ()
+    install: str = ""
+    takes_device: bool = False
+
+
+BENCHMARKS = (
+    Benchmark(
+        "estimator_speed.py",
+        ("pyro",),
+        requires=("redge", "reinmax"),
+        install="pip install redge==0.1.0 reinmax==0.1.0 (the reference packages it is timed against)",
+        takes_device=True,
+    ),
+    Benchmark("count_scaling.py", ("pyro",)),
+    Benchmark("reinforce_race.py", ("pyro", "numpyro"), any_host=True),
+)
+
+
+def _installed(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def select_hosts(requested=None):
+    """The installed hosts among ``requested`` (keys of :data:`HOSTS`, all by default), and one
+    message per missing host naming what is missing and the extra that installs it.
+
+    :returns: ``(hosts, messages)``, ``hosts`` a list of :class:`Host`.
+    """
+    hosts, messages = [], []
+    for key in requested or list(HOSTS):
+        host = HOSTS[key]
+        missing = host.missing()
+        if missing:
+            messages.append(f"{host.name} is not installed (missing: {', '.join(missing)}); to add it: {host.install}")
+        else:
+            hosts.append(host)
+    return hosts, messages
+
+
+def _announce_hosts(requested, what):
+    hosts, messages = select_hosts(requested)
+    for message in messages:
+        print(message, file=sys.stderr)
+    if messages and requested:
+        sys.exit(f"redge {what}: a host asked for with --host is not installed.")
+    if not hosts:
+        sys.exit(f"redge {what} needs Pyro or NumPyro; nothing to run.")
+    print(f"redge {what} with {' and '.join(host.name for host in hosts)}", flush=True)
+    return hosts
+
+
+def _run_demo(args):
+    from redge_core import corpus as redge_corpus
+    from redge_core.reporting import plot_topic_results, plotting_available, print_topic_results
+
+    hosts = _announce_hosts(args.host, "demo")
+    mode = "quick" if args.quick else "full"
+    train, held_out = redge_corpus.load_news_articles()
+    print(
+        f"news corpus: {train.num_documents} training and {held_out.num_documents} held-out articles, "
+        f"{train.vocabulary_size} words, {train.num_tokens} training tokens"
+    )
+    results = []
+    for host in hosts:
+        demo = importlib.import_module(f"{host.package}.demo")
+        results += demo.topic_model_demo(
+            train, held_out, DEMO_TOPICS[mode], DEMO_BUDGETS[mode], device=args.device, progress=not args.no_progress
+        )
+    print_topic_results(results)
+    if not args.plot:
+        return
+    if plotting_available():
+        plot_topic_results(results, args.plot)
+        print(f"\nplot: {args.plot}")
+    else:
+        print("\nno plot: matplotlib is not installed (pip install matplotlib)")
+
+
+@contextlib.contextmanager
+def _arguments(argv):
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _run_bench(args):
+    if not (BENCHMARKS_FOLDER / "estimator_speed.py").exists():
+        sys.exit("redge bench runs the scripts in benchmarks/ of a source checkout (pip install -e .)")
+    hosts = {host.key for host in _announce_hosts(args.host, "bench")}
+    for benchmark in BENCHMARKS:
+        name = benchmark.script.removesuffix(".py")
+        if args.only and name not in args.only:
+            continue
+        print(f"\n== benchmarks/{benchmark.script}", flush=True)
+        usable = [key for key in benchmark.hosts if key in hosts]
+        if not usable or (not benchmark.any_host and len(usable) < len(benchmark.hosts)):
+            needed = (
+                " or ".join(HOSTS[key].name for key in benchmark.hosts)
+                if benchmark.any_host
+                else " and ".join(HOSTS[key].name for key in benchmark.hosts)
+            )
+            installs = "; ".join(HOSTS[key].install for key in benchmark.hosts if key not in hosts)
+            print(f"skipped: needs {needed} ({installs})")
+            continue
+        missing = [module for module in benchmark.requires if not _installed(module)]
+        if missing:
+            print(f"skipped: needs {', '.join(missing)}: {benchmark.install}")
+            continue
+        extra = ["--quick"] if args.quick else []
+        if benchmark.takes_device:
+            extra += ["--device", args.device]
+        if benchmark.any_host:
+            extra += ["--hosts", *usable]
+        path = BENCHMARKS_FOLDER / benchmark.script
+        with _arguments([str(path), *extra]):
+            runpy.run_path(str(path), run_name="__main__")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="redge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [
+        ("demo", "fit topic models with discrete latents to the bundled news corpus in each installed host"),
+        ("bench", "estimator speed and memory vs the reference packages, count scaling, REINFORCE races"),
+    ]:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument(
+            "--quick", action="store_true", help="a short run (about a minute of CPU per host for the demo)"
+        )
+        command.add_argument(
+            "--host",
+            action="append",
+            choices=list(HOSTS),
+            help="run this host only (repeatable; default: every installed host)",
+        )
+        command.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch side; JAX uses its default device)")
+        if name == "demo":
+            command.add_argument(
+                "--plot", default="redge-demo.png", help="where to write the plot (needs matplotlib; '' for none)"
+            )
+            command.add_argument("--no-progress", action="store_true", help="no progress bars")
+        else:
+            command.add_argument(
+                "--only",
+                action="append",
+                choices=[b.script.removesuffix(".py") for b in BENCHMARKS],
+                help="run this benchmark only (repeatable)",
+            )
+    args = parser.parse_args(argv)
+    {"demo": _run_demo, "bench": _run_bench}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

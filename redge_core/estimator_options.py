@@ -1,0 +1,82 @@
+"""The gradient estimators' hyperparameters, shared by both hosts: the allowed values and the checks
+each estimator runs at construction (a ``ValueError`` naming the argument), and the check of the
+subset size ``k`` every estimator runs on a call."""
+
+import math
+import numbers
+
+from redge_core.checks import check_choice, check_positive, check_positive_integer
+
+#: The perturbation noises of IMLE and AIMLE.
+NOISES = ("gumbel", "sum_of_gamma")
+#: The number of terms of the Sum-of-Gamma noise, as in the reference implementation.
+SUM_OF_GAMMA_TERMS = 10
+#: ReDGE's variants: the reference package's ``redge``, ``redge_cov`` and ``reindge``.
+REDGE_VARIANTS = ("mean", "cov", "rein")
+#: The floor of the per-category variance in ReDGE's ``cov`` variant, as in the reference package.
+COV_MIN_VARIANCE = 0.1
+#: The estimators defined for k-subsets (k > 1), for error messages.
+SUBSET_ESTIMATORS = ("IMLE", "AIMLE", "MarginalStraightThrough")
+
+
+def check_redge(num_steps, t1, variant):
+    """ReDGE's ``num_steps`` (an integer ≥ 2), ``t1`` (in the open interval (0, 1)) and
+    ``variant`` (one of :data:`REDGE_VARIANTS`)."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
+        raise ValueError(f"num_steps must be an integer >= 2, got {num_steps!r}")
+    if isinstance(t1, bool) or not isinstance(t1, (int, float)) or not 0 < t1 < 1:
+        raise ValueError(f"t1 must be a real number in the open interval (0, 1), got {t1!r}")
+    check_choice("variant", variant, REDGE_VARIANTS)
+
+
+def check_perturbation(temperature, noise, samples):
+    """What IMLE and AIMLE share: the noise ``temperature`` (> 0), the ``noise`` (one of
+    :data:`NOISES`) and the number of noise draws ``samples`` (an integer ≥ 1)."""
+    check_positive("temperature", temperature)
+    check_choice("noise", noise, NOISES)
+    check_positive_integer("samples", samples)
+
+
+def check_imle(temperature, lam, noise, samples):
+    """IMLE's hyperparameters: see :func:`check_perturbation`; the target step ``lam`` > 0."""
+    check_perturbation(temperature, noise, samples)
+    check_positive("lam", lam)
+
+
+def check_aimle(target_density, step, symmetric, initial_beta, decay, temperature, noise, samples):
+    """AIMLE's hyperparameters: ``target_density`` and ``step`` > 0, ``symmetric`` a bool,
+    ``initial_beta`` ≥ 0, ``decay`` in [0, 1), and those of :func:`check_perturbation`."""
+    check_positive("target_density", target_density)
+    check_positive("step", step)
+    check_perturbation(temperature, noise, samples)
+    check_choice("symmetric", symmetric, (True, False))
+    if (
+        isinstance(initial_beta, bool)
+        or not isinstance(initial_beta, numbers.Real)
+        or not math.isfinite(initial_beta)
+        or initial_beta < 0
+    ):
+        raise ValueError(f"initial_beta must be a finite real number >= 0, got {initial_beta!r}")
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0 <= decay < 1:
+        raise ValueError(f"decay must be a real number in [0, 1), got {decay!r}")
+
+
+def no_subsets_message(estimator_name):
+    """Why an estimator defined for categoricals only cannot draw a k-subset."""
+    return (
+        f"estimator {estimator_name} is not defined for k-subsets (k > 1): use "
+        f"{', '.join(SUBSET_ESTIMATORS[:-1])} or {SUBSET_ESTIMATORS[-1]}"
+    )
+
+
+def check_subset_size(estimator_name, supports_subsets, k, n):
+    """The subset size ``k`` of a call: exactly 1 (a categorical) for an estimator without subsets,
+    an integer in [1, n] for one with subsets; otherwise a ``ValueError`` naming ``k``."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"k must be an integer, got {k!r}")
+    if k == 1:
+        return
+    if not supports_subsets:
+        raise ValueError(f"k = {k}: {no_subsets_message(estimator_name)}")
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be an integer in [1, n] = [1, {n}], got {k!r}")

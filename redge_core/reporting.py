@@ -1,0 +1,93 @@
+"""Backend-neutral summaries, tables and plots of the topic-model fits of ``redge demo`` (and of
+tutorial 02): each host's ``demo`` module returns rows made by :func:`summarise_fit`; printing and
+plotting happen here, once. matplotlib is optional (:func:`plotting_available`)."""
+
+import importlib.util
+import sys
+
+import numpy as np
+
+from redge_core import corpus as redge_corpus
+
+# Model names of the rows, with the title of their plot panel.
+PANELS = {"lda": "LDA: ReinMax vs exact enumeration", "codes": "discrete codes: ReinMax vs REINFORCE"}
+
+
+def summarise_fit(host_name, model_name, topic_model, history, train, words_shown=8):
+    """One result row of a fit: held-out perplexity (``exp`` of minus the last held-out bound per
+    token), NPMI coherence on the training corpus, wall-clock, the perplexity curve per epoch and
+    the top words of each topic.
+
+    :param str host_name: ``"Pyro"`` or ``"NumPyro"``.
+    :param str model_name: the model's key, e.g. ``"lda"`` or ``"codes"``.
+    :param topic_model: a fitted topic model of either host (its ``label`` and ``topics()``).
+    :param dict history: the history returned by the host's ``fit``, with a held-out bound.
+    :param train: the training :class:`~redge_core.corpus.Corpus`.
+    """
+    topics = topic_model.topics()
+    return {
+        "host": host_name,
+        "model": model_name,
+        "fit": topic_model.label,
+        "perplexity": float(np.exp(-history["held_out_bound_per_token"][-1])),
+        "coherence": float(redge_corpus.npmi_coherence(topics, train).mean()),
+        "seconds_per_epoch": float(np.mean(history["seconds"])),
+        "seconds": float(np.sum(history["seconds"])),
+        "perplexity_curve": [float(np.exp(-bound)) for bound in history["held_out_bound_per_token"]],
+        "top_words": redge_corpus.top_words(topics, train.vocabulary, words_shown),
+    }
+
+
+def print_topic_results(results, topics_shown=8, file=None):
+    """Print the rows of :func:`summarise_fit` as a table, then the top words of the fit of lower
+    held-out perplexity of each host and model."""
+    file = sys.stdout if file is None else file
+
+    def say(line=""):
+        print(line, file=file)
+
+    say("\nheld-out perplexity (lower is better; an ELBO bound with the assignments marginalised")
+    say("exactly for LDA, Monte Carlo over the codes), NPMI coherence of the top-10 words on the")
+    say("training corpus (higher is better), wall-clock per epoch:")
+    say(f"  {'host':8s} {'model fit':28s} {'perplexity':>10s} {'NPMI':>7s} {'s/epoch':>8s}")
+    for row in results:
+        numbers = f"{row['perplexity']:10.1f} {row['coherence']:7.3f} {row['seconds_per_epoch']:8.2f}"
+        say(f"  {row['host']:8s} {row['fit']:28s} {numbers}")
+    for host_name in dict.fromkeys(row["host"] for row in results):
+        for model_name in dict.fromkeys(row["model"] for row in results):
+            fits = [row for row in results if row["host"] == host_name and row["model"] == model_name]
+            if not fits:
+                continue
+            best = min(fits, key=lambda row: row["perplexity"] if np.isfinite(row["perplexity"]) else np.inf)
+            say(f"\n{host_name} {best['fit']} (the lower held-out perplexity of its model):")
+            say(f"top words of {topics_shown} topics")
+            for k, words in enumerate(best["top_words"][:topics_shown]):
+                say(f"  topic {k:2d}: {' '.join(words)}")
+
+
+def plotting_available():
+    """Whether matplotlib is installed (the plots are optional)."""
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def plot_topic_results(results, path):
+    """Write the held-out perplexity curves of the rows of :func:`summarise_fit` to ``path``, one
+    panel per model. Draws on a standalone figure: pyplot's global backend and state are left as
+    they are (a notebook keeps its inline plots)."""
+    from matplotlib.figure import Figure
+
+    models = [name for name in PANELS if any(row["model"] == name for row in results)]
+    figure = Figure(figsize=(5 * max(len(models), 1), 4))
+    axes = figure.subplots(1, max(len(models), 1), squeeze=False)[0]
+    for axis, name in zip(axes, models, strict=False):
+        for row in results:
+            if row["model"] == name:
+                curve = row["perplexity_curve"]
+                axis.plot(range(1, len(curve) + 1), curve, marker="o", label=f"{row['host']} {row['fit']}")
+        axis.set(title=PANELS[name], xlabel="epoch", ylabel="held-out perplexity")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)

@@ -1,0 +1,146 @@
+"""The backend-neutral half of ``pyro_redge.topic_models`` and ``numpyro_redge.topic_models``
+(NumPy only): argument checks, labels, minibatch plans and the epoch loop of ``fit``. Each host
+keeps only its models and the conversion of a :class:`BatchPlan` into its own arrays."""
+
+import dataclasses
+import numbers
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from redge_core.checks import check_positive_integer
+
+# Token counts vary from batch to batch; a host that compiles per shape (JAX) pads them to a
+# multiple of this, which keeps the number of shapes (hence of compilations) small.
+TOKEN_BUCKET = 2048
+
+# What fits a topic model when no estimator is given, and the host ELBO that does it.
+BASELINES = {"enumeration": "TraceEnum_ELBO", "reinforce": "TraceGraph_ELBO"}
+
+
+def check_arguments(estimator, estimator_class, **sizes):
+    """``ValueError`` naming the argument: ``estimator`` must be an instance of
+    ``estimator_class`` (the host package's estimators) or ``None`` (the baseline), every size a
+    positive integer.
+
+    :param estimator: the estimator given to the topic model.
+    :param type estimator_class: the host's estimator base class.
+    :param sizes: the model's sizes by argument name.
+    """
+    if estimator is not None and not isinstance(estimator, estimator_class):
+        package = estimator_class.__module__.split(".")[0]
+        raise ValueError(
+            f"estimator must be an estimator of {package}.estimators or None (the baseline), got {estimator!r}"
+        )
+    for name, value in sizes.items():
+        check_positive_integer(name, value)
+
+
+def describe(model_name, estimator, baseline):
+    """``(inference, label)`` of a topic model: ``"pathwise"`` with one of our estimators, else
+    ``baseline`` (a key of :data:`BASELINES`); the label names the model and what fits it, e.g.
+    ``"LDA[ReinMax]"`` or ``"LDA[TraceEnum_ELBO]"``."""
+    if estimator is None:
+        return baseline, f"{model_name}[{BASELINES[baseline]}]"
+    return "pathwise", f"{model_name}[{type(estimator).__name__}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    """A minibatch of documents as NumPy arrays, before a host converts them: dense counts
+    ``(batch_size, words)``, the flattened tokens, masks of the real documents and tokens (all
+    true without padding), the ELBO's scale (documents in the corpus / real documents in the
+    batch) and the number of real tokens."""
+
+    bag_of_words: np.ndarray
+    document_mask: np.ndarray
+    document_of_token: np.ndarray
+    word_of_token: np.ndarray
+    token_mask: np.ndarray
+    scale: float
+    num_tokens: int
+
+
+def plan_batch(corpus, documents, scale=1.0, batch_size=None, token_bucket=None, dtype=np.float32):
+    """The :class:`BatchPlan` of ``documents`` of ``corpus``.
+
+    :param documents: indices of the documents.
+    :param float scale: the ELBO's scale of the batch.
+    :param int batch_size: pad the documents to this many rows (``None``: no padding).
+    :param int token_bucket: pad the tokens to a multiple of this (``None``: no padding).
+    :param dtype: the dtype of the counts.
+    """
+    documents = np.asarray(documents)
+    real_documents = len(documents)
+    batch_size = real_documents if batch_size is None else batch_size
+    if batch_size < real_documents:
+        raise ValueError(f"batch_size must be at least the number of documents ({real_documents}), got {batch_size!r}")
+    bag_of_words = np.zeros((batch_size, corpus.vocabulary_size), dtype=dtype)
+    bag_of_words[:real_documents] = corpus.bag_of_words(documents)
+    document_of_token, word_of_token = corpus.tokens(documents)
+    num_tokens = len(word_of_token)
+    padded = num_tokens if token_bucket is None else -(-max(num_tokens, 1) // token_bucket) * token_bucket
+    pad = padded - num_tokens
+    return BatchPlan(
+        bag_of_words,
+        np.arange(batch_size) < real_documents,
+        np.pad(document_of_token, (0, pad)),
+        np.pad(word_of_token, (0, pad)),
+        np.arange(padded) < num_tokens,
+        float(scale),
+        num_tokens,
+    )
+
+
+def run_epochs(
+    topic_model,
+    corpus,
+    step,
+    epochs=10,
+    batch_size=64,
+    seed=0,
+    held_out=None,
+    progress=True,
+    max_steps=None,
+    end_of_epoch=None,
+):
+    """The epoch loop of both hosts' ``fit``: shuffles the documents of ``corpus`` each epoch
+    (NumPy generator seeded by ``seed``), calls ``step(documents, scale) -> (loss, num_tokens)``
+    for each minibatch (``loss`` the unscaled ELBO loss of the batch), then ``end_of_epoch()`` if
+    given, then, when ``held_out`` is given, ``topic_model.held_out_bound_per_token(held_out)``.
+
+    Returns the history: per epoch, the training loss per token, the wall-clock seconds and the
+    held-out bound per token. ``max_steps`` stops early (smoke runs)."""
+    for name, value in [("epochs", epochs), ("batch_size", batch_size)] + (
+        [("max_steps", max_steps)] if max_steps is not None else []
+    ):
+        check_positive_integer(name, value)
+    if not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    shuffler = np.random.default_rng(seed)
+    history = {"epoch": [], "loss_per_token": [], "seconds": [], "held_out_bound_per_token": []}
+    steps = 0
+    bar = tqdm(range(epochs), desc=topic_model.label, disable=not progress, leave=False)
+    for epoch in bar:
+        order = shuffler.permutation(corpus.num_documents)
+        start, loss, tokens = time.perf_counter(), 0.0, 0
+        for first in range(0, len(order), batch_size):
+            documents = order[first : first + batch_size]
+            step_loss, step_tokens = step(documents, corpus.num_documents / len(documents))
+            loss += step_loss
+            tokens += step_tokens
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
+        if end_of_epoch is not None:
+            end_of_epoch()
+        history["epoch"].append(epoch + 1)
+        history["seconds"].append(time.perf_counter() - start)
+        history["loss_per_token"].append(loss / tokens)
+        if held_out is not None:
+            history["held_out_bound_per_token"].append(topic_model.held_out_bound_per_token(held_out))
+        bar.set_postfix(loss_per_token=f"{loss / tokens:.3f}")
+        if max_steps is not None and steps >= max_steps:
+            break
+    return history

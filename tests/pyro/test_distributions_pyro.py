@@ -1,0 +1,49 @@
+"""Pyro-only mechanics of OneHotCategorical and Bernoulli (the shared behaviour is in
+tests/test_distributions.py): ``sample()`` carries no graph, torch accepts infinite logits, and
+Pyro has a host OneHotCategorical to take a KL against."""
+
+import numpy as np
+import pyro.distributions as host
+import pytest
+import torch
+from torch.distributions import kl_divergence
+
+import pyro_redge
+
+
+@pytest.mark.parametrize("cls, shape", [(pyro_redge.OneHotCategorical, (3, 4)), (pyro_redge.Bernoulli, (3,))])
+def test_sample_carries_no_graph_but_rsample_does(cls, shape):
+    logits = torch.zeros(shape, requires_grad=True)
+    d = cls(logits=logits, estimator=pyro_redge.ReinMax())
+    assert not d.sample((2,)).requires_grad
+    assert d.rsample((2,)).requires_grad
+
+
+def test_bernoulli_with_infinite_logits_is_exact():
+    """torch's ``real`` constraint accepts infinite logits (NumPyro's rejects them): a logit of
+    ±inf is a certain value, never drawn otherwise, and the other value has log-probability -inf."""
+    torch.manual_seed(2)
+    logits = torch.tensor([-torch.inf, 0.0, torch.inf])
+    d = pyro_redge.Bernoulli(logits=logits, estimator=pyro_redge.StraightThrough())
+    value = d.rsample((1000,))
+    assert bool((value[:, 0] == 0).all()) and bool((value[:, 2] == 1).all())
+    log_prob = d.log_prob(d.enumerate_support())
+    assert log_prob[0, 2] == -torch.inf and log_prob[1, 0] == -torch.inf
+    assert log_prob[0, 0] == 0 and log_prob[1, 2] == 0
+    torch.testing.assert_close(log_prob[:, 1], torch.full((2,), -np.log(2.0)))
+
+
+def test_kl_against_pyros_one_hot_categorical_is_exact():
+    torch.manual_seed(4)
+    logits_p, logits_q = torch.randn(2, 3, 5, dtype=torch.float64).unbind(0)
+    p = pyro_redge.OneHotCategorical(logits=logits_p)
+    q = host.OneHotCategorical(logits=logits_q)
+    support = p.enumerate_support()
+
+    def by_enumeration(a, b):
+        return (a.log_prob(support).exp() * (a.log_prob(support) - b.log_prob(support))).sum(0)
+
+    torch.testing.assert_close(kl_divergence(p, q), by_enumeration(p, q))
+    torch.testing.assert_close(kl_divergence(q, p), by_enumeration(q, p))
+    # torch's own KL between its two one-hot categoricals agrees.
+    torch.testing.assert_close(kl_divergence(q, p), kl_divergence(q, host.OneHotCategorical(logits=logits_p)))

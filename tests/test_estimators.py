@@ -1,0 +1,441 @@
+"""Gradient estimators, each behaviour once for both hosts (the ``backend`` fixture): the law of the
+hard samples, the surrogate gradients against closed forms, enumeration and the reference packages
+``redge`` and ``reinmax`` for the same noise, dtypes, shapes and masked logits, the ``k`` argument,
+and AIMLE's explicit state. Host mechanics (jit, vmap, non-contiguous tensors, SVI loops) live in
+``tests/pyro/test_estimators_torch.py`` and ``tests/numpyro/test_estimators_jax.py``."""
+
+import dataclasses
+import functools
+import sys
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.special import softmax
+
+from tests import cases
+
+DTYPES = ["float16", "bfloat16", "float32", "float64"]
+
+
+def make(backend, estimator_id, table=cases.ESTIMATORS):
+    name, kwargs = table[estimator_id]
+    return getattr(backend.lib, name)(**kwargs)
+
+
+def counts_of(backend, samples):
+    samples = backend.numpy(samples).astype(np.float64)
+    return samples.reshape(-1, samples.shape[-1]).sum(0)
+
+
+def law_probs():
+    return softmax(cases.LAW_LOGITS)
+
+
+def sample_and_vjp(backend, estimator, logits, cotangent, *noise, k=1):
+    """``estimator.apply(logits, *noise, k=k)`` (a host array) and the surrogate gradient of
+    ``⟨apply(logits, *noise), cotangent⟩`` w.r.t. ``logits`` (NumPy), from one backward pass."""
+
+    def loss(x, cotangent, *noise):
+        sample = estimator.apply(x, *noise, k=k)
+        return (sample * cotangent).sum(), sample
+
+    grad, sample = backend.gradient(loss, has_aux=True)(logits, backend.array(cotangent, None), *noise)
+    return sample, backend.numpy(grad)
+
+
+def vjp(backend, estimator, logits, cotangent, *noise, k=1):
+    """The surrogate gradient of ``⟨apply(logits, *noise), cotangent⟩`` w.r.t. ``logits``, as NumPy."""
+    return sample_and_vjp(backend, estimator, logits, cotangent, *noise, k=k)[1]
+
+
+def softmax_vjp(probs, cotangent):
+    """:math:`J(\\pi)^\\top g = \\pi \\odot (g - \\langle \\pi, g\\rangle)` in NumPy, on the last axis."""
+    return probs * (cotangent - (probs * cotangent).sum(-1, keepdims=True))
+
+
+def reinmax_closed_form(logits, sample, cotangent, temperature):
+    """ReinMax's surrogate for given hard samples, written from the paper's formula (NumPy)."""
+    midpoint = 0.5 * (softmax(logits / temperature, -1) + sample)
+    return softmax_vjp(midpoint, 2 * cotangent) - softmax_vjp(softmax(logits, -1), 0.5 * cotangent)
+
+
+def uniform_selecting(probs, index):
+    """The inverse-CDF uniform that selects category ``index`` (..., 1): the midpoint of its cell."""
+    cdf = probs.cumsum(-1)
+    return (np.take_along_axis(cdf, index, -1) - 0.5 * np.take_along_axis(probs, index, -1)) / cdf[..., -1:]
+
+
+# -- construction ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator_id", list(cases.ESTIMATORS))
+def test_estimators_are_immutable_and_hashable(backend, estimator_id):
+    estimator = make(backend, estimator_id)
+    assert estimator == make(backend, estimator_id) and hash(estimator) == hash(make(backend, estimator_id))
+    if dataclasses.fields(estimator):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(estimator, dataclasses.fields(estimator)[0].name, 1)
+
+
+@pytest.mark.parametrize("name, kwargs, argument", cases.BAD_ESTIMATOR_ARGUMENTS + cases.BAD_SUBSET_ESTIMATOR_ARGUMENTS)
+def test_bad_hyperparameters_name_the_argument(backend, name, kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        getattr(backend.lib, name)(**kwargs)
+
+
+def test_integer_logits_are_rejected(backend):
+    with pytest.raises(ValueError, match="logits"):
+        backend.call(backend.lib.StraightThrough(), backend.array(np.zeros((3, 4)), "int32"), backend.rng(0).next())
+
+
+# -- the k argument ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator_id", list(cases.ESTIMATORS))
+def test_estimators_without_subsets_reject_k_above_one(backend, estimator_id):
+    estimator = make(backend, estimator_id)
+    assert not estimator.supports_subsets
+    logits = backend.array(np.zeros((2, 6)))
+    key = backend.rng(0).next()
+    noise = backend.sample_noise(estimator, logits, key)
+    for attempt in (
+        lambda: backend.call(estimator, logits, key, k=2),
+        lambda: backend.sample_noise(estimator, logits, key, k=2),
+        lambda: estimator.apply(logits, *noise, k=2),
+    ):
+        with pytest.raises(ValueError, match="k = 2: .*not defined for k-subsets"):
+            attempt()
+
+
+@pytest.mark.parametrize("estimator_id", list(cases.SUBSET_ESTIMATORS))
+def test_subset_estimators_draw_k_hot_values_and_check_k(backend, estimator_id):
+    estimator = make(backend, estimator_id, cases.SUBSET_ESTIMATORS)
+    assert estimator.supports_subsets
+    logits = backend.array(np.random.default_rng(0).normal(size=(40, 6)))
+    sample = backend.numpy(backend.call(estimator, logits, backend.rng(0).next(), k=3))
+    assert sample.shape == (40, 6) and np.all((sample == 0) | (sample == 1)) and np.all(sample.sum(-1) == 3)
+    for k in (0, 7, 2.0, True):
+        with pytest.raises(ValueError, match="k must be an integer"):
+            backend.call(estimator, logits, backend.rng(0).next(), k=k)
+
+
+# -- law of the hard samples -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator_id", cases.EXACT_LAW)
+def test_exact_estimators_sample_the_categorical_law(backend, estimator_id):
+    logits = backend.array(np.tile(cases.LAW_LOGITS, (cases.LAW_DRAWS, 1)))
+    counts = counts_of(backend, backend.call(make(backend, estimator_id), logits, backend.rng(0).next()))
+    assert stats.chisquare(counts, law_probs() * counts.sum()).pvalue > cases.FALSE_ALARM
+
+
+def _reference_call(redge, reference, logits, kwargs):
+    if reference == "reindge":
+        return redge.SAMPLERS["reindge"](logits, n_steps=kwargs["num_steps"], t_1=kwargs["t1"])
+    return getattr(redge, reference)(logits, kwargs["num_steps"], kwargs["t1"])
+
+
+@functools.cache
+def _reference_redge_counts(setting):
+    """The reference ReDGE's category counts on the law logits (computed once for both hosts)."""
+    torch = pytest.importorskip("torch")
+    redge = pytest.importorskip("redge")
+    kwargs, reference = cases.REDGE_SETTINGS[setting]
+    torch.manual_seed(2)
+    logits = torch.tensor(cases.LAW_LOGITS, dtype=torch.float32).expand(cases.LAW_DRAWS, -1).clone().requires_grad_()
+    samples = _reference_call(redge, reference, logits, kwargs).detach().numpy()
+    return samples.reshape(-1, 10).sum(0).astype(np.float64)
+
+
+@pytest.mark.parametrize("setting", list(cases.REDGE_SETTINGS))
+def test_redge_law_matches_the_reference_and_its_bias_is_recorded(backend, setting, report):
+    kwargs, _ = cases.REDGE_SETTINGS[setting]
+    theirs = _reference_redge_counts(setting)
+    logits = backend.array(np.tile(cases.LAW_LOGITS, (cases.LAW_DRAWS, 1)), "float32")
+    ours = counts_of(backend, backend.call(backend.lib.ReDGE(**kwargs), logits, backend.rng(2).next()))
+    # Two-sample chi-square (homogeneity) test: the two laws are the same.
+    assert stats.chi2_contingency(np.stack([ours, theirs])).pvalue > cases.FALSE_ALARM
+    report(
+        f"{backend.name:7s} ReDGE {kwargs}: TV(hard-sample law, Cat(softmax θ)) = "
+        f"{cases.total_variation(ours / ours.sum(), law_probs()):.4f} (reference "
+        f"{cases.total_variation(theirs / theirs.sum(), law_probs()):.4f}; Monte-Carlo floor ≈ 0.002 at "
+        f"{cases.LAW_DRAWS} draws)"
+    )
+
+
+# -- gradients against the references, closed forms and enumeration ---------------------------
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("setting", list(cases.REDGE_SETTINGS))
+def test_redge_gradient_equals_the_reference_for_the_same_noise(backend, setting, dtype, tolerance):
+    """Our sample and gradient vs the reference ``redge`` fed our Gaussian noise and our hard
+    sample (its own Gumbel draw replaced)."""
+    torch = pytest.importorskip("torch")
+    redge = pytest.importorskip("redge")
+    kwargs, reference = cases.REDGE_SETTINGS[setting]
+    rng = np.random.default_rng(1)
+    logits = (2 * rng.normal(size=(6, 3, 10))).astype(dtype)
+    cotangent = rng.normal(size=(6, 3, 10)).astype(dtype)
+    gaussian = rng.normal(size=(6, 3, 10)).astype(dtype)
+    uniform = rng.uniform(size=(6, 3, 1)).astype(dtype)
+    estimator = backend.lib.ReDGE(**kwargs)
+    noise = backend.array(gaussian, None), backend.array(uniform, None)
+    sample, ours = sample_and_vjp(backend, estimator, backend.array(logits, None), cotangent, *noise)
+    sample = backend.numpy(sample)
+
+    ddim, reindge = sys.modules["redge.ddim"], sys.modules["redge.reindge"]
+
+    def randn(*args, requires_grad=False, **_):
+        return torch.tensor(gaussian).requires_grad_(requires_grad)
+
+    def hard(probs):
+        return torch.tensor(sample).to(probs.dtype)
+
+    reference_logits = torch.tensor(logits).requires_grad_()
+    with (
+        mock.patch.object(torch, "randn", randn),
+        mock.patch.object(ddim, "sample_one_hot_gumbel", hard),
+        mock.patch.object(reindge, "sample_one_hot_gumbel", hard),
+    ):
+        reference_sample = _reference_call(redge, reference, reference_logits, kwargs)
+    (theirs,) = torch.autograd.grad((reference_sample * torch.tensor(cotangent)).sum(), reference_logits)
+    assert np.array_equal(sample, reference_sample.detach().numpy())
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_straight_through_gradient_is_the_softmax_jacobian(backend, dtype):
+    rng = np.random.default_rng(3)
+    logits = backend.array(rng.normal(size=(5, 4, 7)), dtype)
+    cotangent = backend.array(rng.normal(size=(5, 4, 7)), dtype)
+    estimator = backend.lib.StraightThrough()
+    noise = backend.sample_noise(estimator, logits, backend.rng(3).next())
+    ours = vjp(backend, estimator, logits, cotangent, *noise)
+    (expected,) = backend.grad(lambda x: (backend.softmax(x) * cotangent).sum(), logits)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=4 * np.finfo(dtype).eps)
+
+
+def test_gumbel_softmax_gradient_is_that_of_the_relaxed_sample(backend):
+    rng = np.random.default_rng(4)
+    logits = backend.array(rng.normal(size=(5, 7)))
+    cotangent = backend.array(rng.normal(size=(5, 7)))
+    estimator = backend.lib.GumbelSoftmax(temperature=0.7)
+    (gumbel,) = backend.sample_noise(estimator, logits, backend.rng(4).next())
+    sample = backend.numpy(estimator.apply(logits, gumbel))
+    assert np.array_equal(sample.argmax(-1), (backend.numpy(logits) + backend.numpy(gumbel)).argmax(-1))
+    ours = vjp(backend, estimator, logits, cotangent, gumbel)
+    (expected,) = backend.grad(lambda x: (backend.softmax((x + gumbel) / 0.7) * cotangent).sum(), logits)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_reinmax_equals_the_reference_and_its_closed_form(backend, temperature):
+    torch = pytest.importorskip("torch")
+    reinmax = pytest.importorskip("reinmax")
+    rng = np.random.default_rng(5)
+    logits, cotangent = rng.normal(size=(64, 6)), rng.normal(size=(64, 6))
+    torch.manual_seed(5)
+    reference_logits = torch.tensor(logits).requires_grad_()
+    reference_sample, _ = reinmax.reinmax(reference_logits, temperature)
+    (theirs,) = torch.autograd.grad((reference_sample * torch.tensor(cotangent)).sum(), reference_logits)
+    reference_sample = reference_sample.detach().numpy()
+
+    uniform = backend.array(uniform_selecting(softmax(logits, -1), reference_sample.argmax(-1)[:, None]))
+    estimator = backend.lib.ReinMax(temperature)
+    sample, ours = sample_and_vjp(backend, estimator, backend.array(logits), cotangent, uniform)
+    sample = backend.numpy(sample)
+    assert np.array_equal(sample, reference_sample)
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-12, atol=1e-14)
+    closed = reinmax_closed_form(logits, sample, cotangent, temperature)
+    np.testing.assert_allclose(ours, closed, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_reinmax_matches_its_closed_form_per_draw_and_enumeration_on_average(backend, temperature):
+    K, draws = 5, 100_000
+    rng = np.random.default_rng(6)
+    logits, cotangent = rng.normal(size=K), rng.normal(size=K)
+    per_category = reinmax_closed_form(logits, np.eye(K), cotangent, temperature)
+    exact_mean = softmax(logits) @ per_category
+    if temperature == 1.0:
+        # At τ = 1, E_D[2 J(π½) − ½ J(π)] = J(π): unbiased for linear functions.
+        np.testing.assert_allclose(exact_mean, softmax_vjp(softmax(logits), cotangent), rtol=1e-12, atol=1e-14)
+    estimator = backend.lib.ReinMax(temperature)
+    batch = backend.array(np.tile(logits, (draws, 1)))
+    noise = backend.sample_noise(estimator, batch, backend.rng(6).next())
+    sample, per_draw = sample_and_vjp(backend, estimator, batch, cotangent, *noise)
+    sample = backend.numpy(sample)
+    closed = reinmax_closed_form(np.broadcast_to(logits, (draws, K)), sample, cotangent, temperature)
+    np.testing.assert_allclose(per_draw, closed, rtol=1e-10, atol=1e-13)
+    mean, std = per_draw.mean(0), per_draw.std(0)
+    # |z| < 4.4 per coordinate: two-sided false alarm 1e-5 each, 5e-5 over the K coordinates.
+    z = (mean - exact_mean) / (std / draws**0.5 + 1e-300)
+    assert np.abs(z).max() < 4.4
+
+
+# ST and ReinMax (τ = 1) are unbiased for functions linear in the one-hot sample; ReinMax, a
+# trapezoidal (Heun) rule, is also exact for quadratic ones.
+UNBIASED = {("linear", "straight_through"), ("linear", "reinmax"), ("quadratic", "reinmax")}
+
+
+def test_gradient_quality_against_enumeration(backend, report):
+    """Mean surrogate gradient of each estimator vs the exact gradient of E[f(D)], by enumeration,
+    for a linear and a nonlinear f; ST and ReinMax (τ = 1) must be unbiased where they are."""
+    K, draws = 6, 50_000
+    rng = np.random.default_rng(9)
+    logits, weights = rng.normal(size=K), rng.normal(size=K)
+    functions = {"linear": lambda d, w: d @ w, "quadratic": lambda d, w: (d @ w - 0.5) ** 2}
+    probs = softmax(logits)
+    batch = backend.array(np.tile(logits, (draws, 1)))
+    host_weights = backend.array(weights)
+    keys = backend.rng(9)
+    for fname, f in functions.items():
+        values = f(np.eye(K), weights)
+        exact = probs * (values - probs @ values)  # ∇θ Σ_k softmax(θ)_k f(e_k)
+        for estimator_id in cases.ESTIMATORS:
+            estimator = make(backend, estimator_id)
+            noise = backend.sample_noise(estimator, batch, keys.next())
+
+            def loss(x, f=f, estimator=estimator, noise=noise):
+                return f(estimator.apply(x, *noise), host_weights).sum()
+
+            (per_draw,) = backend.grad(loss, batch)
+            mean = per_draw.mean(0)
+            bias = float(np.linalg.norm(mean - exact))
+            cosine = float(mean @ exact / (np.linalg.norm(mean) * np.linalg.norm(exact)))
+            variance = float(per_draw.var(0).sum())
+            report(
+                f"{backend.name:7s} {estimator_id:16s} {fname:9s}: |bias| {bias:.4f} (|∇| "
+                f"{np.linalg.norm(exact):.4f}), cosine {cosine:.4f}, total variance {variance:.4f}"
+            )
+            if (fname, estimator_id) in UNBIASED:
+                # 5 standard errors of the norm of the Monte-Carlo mean (false alarm < 1e-4), plus
+                # rounding: ST's surrogate does not depend on the draw, so its variance is zero.
+                assert bias < 5 * (variance / draws) ** 0.5 + 1e-12
+
+
+# -- values: dtypes, shapes, extreme and masked logits -----------------------------------------
+
+
+@pytest.mark.parametrize("estimator_id", list(cases.ESTIMATORS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_values_are_bitwise_one_hot_in_every_dtype(backend, estimator_id, dtype):
+    rng = np.random.default_rng(7)
+    logits = backend.array(3 * rng.normal(size=(500, 9)), dtype)
+    estimator = make(backend, estimator_id)
+    noise = backend.sample_noise(estimator, logits, backend.rng(7).next())
+    cotangent = backend.array(rng.normal(size=(500, 9)), dtype)
+    sample, grad = sample_and_vjp(backend, estimator, logits, cotangent, *noise)
+    assert backend.dtype_name(sample) == dtype and tuple(sample.shape) == (500, 9)
+    values = backend.numpy(sample)
+    assert np.all((values == 0) | (values == 1)) and np.all(values.sum(-1) == 1)
+    assert str(grad.dtype) == ("float32" if dtype == "bfloat16" else dtype) and np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("estimator_id", list(cases.ESTIMATORS))
+def test_extreme_and_masked_logits(backend, estimator_id):
+    logits = backend.array(np.tile([1e4, -1e4, 0.0, -np.inf, 3.0, -np.inf], (4000, 1)))
+    estimator = make(backend, estimator_id)
+    noise = backend.sample_noise(estimator, logits, backend.rng(8).next())
+    cotangent = np.random.default_rng(8).normal(size=(4000, 6))
+    sample, grad = sample_and_vjp(backend, estimator, logits, cotangent, *noise)
+    sample = backend.numpy(sample)
+    assert np.all((sample == 0) | (sample == 1)) and np.all(sample.sum(-1) == 1)
+    assert sample[:, [3, 5]].sum() == 0, "a masked category was sampled"
+    if estimator_id in cases.EXACT_LAW:
+        assert np.all(sample[:, 0] == 1)
+    assert np.all(np.isfinite(grad))
+
+
+def test_one_hot_for_any_shape(backend):
+    # Every new shape compiles in JAX (once per example when the call is compiled whole, once per
+    # operation otherwise): fewer examples there keep the run short.
+    @settings(max_examples=40 if backend.name == "pyro" else 6, deadline=None, derandomize=True)
+    @given(
+        batch_shape=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+        num_categories=st.integers(1, 12),
+        estimator_id=st.sampled_from(list(cases.ESTIMATORS)),
+        scale=st.sampled_from([0.1, 1.0, 30.0]),
+        seed=st.integers(0, 2**16),
+    )
+    def check(batch_shape, num_categories, estimator_id, scale, seed):
+        shape = tuple(batch_shape) + (num_categories,)
+        logits = backend.array(scale * np.random.default_rng(seed).normal(size=shape))
+        estimator = make(backend, estimator_id)
+        sample = backend.numpy(
+            backend.jit(lambda x, key: backend.call(estimator, x, key))(logits, backend.rng(seed).next())
+        )
+        assert sample.shape == shape
+        assert np.all((sample == 0) | (sample == 1)) and np.all(sample.sum(-1) == 1)
+
+    check()
+
+
+# -- AIMLE's state: outside the estimator, advanced outside the backward pass ------------------
+
+
+def aimle_gradients(backend, estimator, logits, noise, cotangent, beta, k):
+    """The surrogate gradient of ``⟨apply(logits, noise), cotangent⟩`` w.r.t. the logits, and the
+    gradient density the backward pass reports as the gradient (cotangent) of ``beta``."""
+    cotangent = backend.array(cotangent, None)
+    grad, density = backend.grad(
+        lambda x, b: (estimator.apply(x, *noise, k=k, beta=b) * cotangent).sum(), logits, backend.array(beta)
+    )
+    return grad, float(density)
+
+
+def test_aimle_update_state_matches_its_closed_form(backend):
+    estimator = backend.lib.AIMLE(target_density=2.0, step=0.25, decay=0.75)
+    state = estimator.init_state()
+    assert float(state.beta) == 1.0 and float(state.density) == 2.0
+    # One step: ρ̄' = γ ρ̄ + (1 − γ) ρ; β' = β + s if ρ̄' < ρ*, else max(β − s, 0).
+    below = estimator.update_state(state, 1.0)
+    assert (float(below.density), float(below.beta)) == (0.75 * 2.0 + 0.25 * 1.0, 1.25)
+    above = estimator.update_state(state, 3.0)
+    assert (float(above.density), float(above.beta)) == (0.75 * 2.0 + 0.25 * 3.0, 0.75)
+    assert (float(state.beta), float(state.density)) == (1.0, 2.0), "update_state changed its input"
+    # Many steps at a constant observed density ρ: ρ̄_t = ρ + (ρ̄_0 − ρ) γ^t, and β falls by s per
+    # step while ρ̄ stays above the target, clamped at 0.
+    for observed in (3.0, 0.5):
+        current, densities, betas = state, [], []
+        for _ in range(12):
+            current = estimator.update_state(current, observed)
+            densities.append(float(current.density))
+            betas.append(float(current.beta))
+        t = np.arange(1, 13)
+        np.testing.assert_allclose(densities, observed + (2.0 - observed) * 0.75**t, rtol=1e-6)
+        expected_betas = np.maximum(1.0 - 0.25 * t, 0.0) if observed > 2.0 else 1.0 + 0.25 * t
+        np.testing.assert_allclose(betas, expected_betas, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_aimle_reports_the_mean_gradient_density_per_sample(backend, samples):
+    """The gradient of ``beta`` is the number of nonzero gradient entries per sample (a mean, so
+    that it can be averaged across processes), and an extra backward pass changes nothing: the
+    estimator holds no state, and the same noise gives the same gradients."""
+    estimator = backend.lib.AIMLE(samples=samples, initial_beta=0.5)
+    assert "state" not in {field.name for field in dataclasses.fields(estimator)}
+    rng = np.random.default_rng(10)
+    logits = backend.array(rng.normal(size=(16, 9)))
+    cotangent = rng.normal(size=((samples,) if samples > 1 else ()) + (16, 9))
+    noise = backend.sample_noise(estimator, logits, backend.rng(10).next(), k=3)
+    first, density = aimle_gradients(backend, estimator, logits, noise, cotangent, 0.5, 3)
+    # The central difference of top-3 MAPs at λ = β‖θ‖/‖g‖ (norms over the whole call), same noise.
+    theta = backend.numpy(logits)
+    epsilon = backend.numpy(noise[0]).reshape(-1, 16, 9)
+    g = cotangent.reshape(-1, 16, 9)
+    lam = 0.5 * np.linalg.norm(theta) / np.linalg.norm(g)
+
+    def top3(x):
+        return (np.argsort(-x, -1)[..., :3, None] == np.arange(9)).any(-2).astype(float)
+
+    difference = top3(theta + lam * g + epsilon) - top3(theta - lam * g + epsilon)
+    assert density == np.count_nonzero(difference) / (samples * 16)
+    again, density_again = aimle_gradients(backend, estimator, logits, noise, cotangent, 0.5, 3)
+    assert density_again == density and np.array_equal(again, first)
+    assert estimator == backend.lib.AIMLE(samples=samples, initial_beta=0.5)

@@ -1,0 +1,235 @@
+"""Topic models on synthetic corpora with known topics, in both hosts: our ReinMax against exact
+enumeration (LDA; NumPyro's TraceEnum_ELBO needs funsor) and against REINFORCE (discrete codes,
+Poisson counts); each host's half of ``redge demo`` on the real corpus; the backend-neutral
+pieces of redge_core.topic_models and redge_core.reporting."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+from redge_core import corpus as redge_corpus
+from redge_core import reporting
+from redge_core.topic_models import TOKEN_BUCKET, plan_batch, run_epochs
+from tests import cases
+
+
+def _topic_models(backend):
+    return importlib.import_module(f"{backend.package}.topic_models")
+
+
+def _options(backend):
+    """Pyro's topic models take the device; JAX computes on its default device."""
+    return {"device": backend.device} if backend.name == "pyro" else {}
+
+
+def _fit_pair(backend, make, corpus):
+    train, held_out = (
+        corpus.subset(range(cases.TOPIC_TRAIN)),
+        corpus.subset(range(cases.TOPIC_TRAIN, cases.TOPIC_DOCUMENTS)),
+    )
+    fitted = {}
+    for name, estimator in [("reinmax", backend.lib.ReinMax()), ("baseline", None)]:
+        topic_model = make(estimator, **_options(backend))
+        history = _topic_models(backend).fit(
+            topic_model,
+            train,
+            epochs=cases.TOPIC_EPOCHS,
+            batch_size=cases.TOPIC_BATCH,
+            learning_rate=cases.TOPIC_LEARNING_RATE,
+            progress=False,
+        )
+        assert np.isfinite(history["loss_per_token"]).all()
+        fitted[name] = (topic_model, topic_model.held_out_bound_per_token(held_out))
+    return fitted
+
+
+def test_lda_with_reinmax_assignments_nears_exact_enumeration(backend, report):
+    corpus, topics = redge_corpus.synthetic_lda_corpus(
+        num_documents=cases.TOPIC_DOCUMENTS, num_topics=4, vocabulary_size=cases.TOPIC_VOCABULARY, document_length=40
+    )
+    LDA = _topic_models(backend).LDA
+    fitted = _fit_pair(
+        backend,
+        lambda estimator, **options: LDA(cases.TOPIC_VOCABULARY, 4, estimator, concentration=0.3, **options),
+        corpus,
+    )
+    recovery = {name: redge_corpus.topic_recovery(model.topics(), topics) for name, (model, _) in fitted.items()}
+    gap = fitted["baseline"][1] - fitted["reinmax"][1]
+    report(
+        f"{backend} LDA synthetic: topic recovery ReinMax {recovery['reinmax']:.3f}, "
+        f"TraceEnum_ELBO {recovery['baseline']:.3f}; held-out bound per token {fitted['reinmax'][1]:.3f} "
+        f"vs {fitted['baseline'][1]:.3f} (gap {gap:.3f})"
+    )
+    assert [model.label for model, _ in fitted.values()] == ["LDA[ReinMax]", "LDA[TraceEnum_ELBO]"]
+    assert recovery["baseline"] > cases.LDA_ENUMERATION_RECOVERY
+    assert gap < cases.LDA_REINMAX_GAP_BOUND
+
+
+def test_discrete_codes_with_reinmax_beat_reinforce(backend, report):
+    corpus, _ = redge_corpus.synthetic_code_corpus(
+        num_documents=cases.TOPIC_DOCUMENTS, vocabulary_size=cases.TOPIC_VOCABULARY
+    )
+    DiscreteCodeTopicModel = _topic_models(backend).DiscreteCodeTopicModel
+    fitted = _fit_pair(
+        backend,
+        lambda estimator, **options: DiscreteCodeTopicModel(cases.TOPIC_VOCABULARY, 2, 4, estimator, **options),
+        corpus,
+    )
+    lead = fitted["reinmax"][1] - fitted["baseline"][1]
+    report(
+        f"{backend} discrete codes synthetic: held-out bound per token ReinMax {fitted['reinmax'][1]:.3f}, "
+        f"REINFORCE {fitted['baseline'][1]:.3f} (lead {lead:.3f})"
+    )
+    assert lead > cases.CODES_REINMAX_LEAD
+
+
+def test_poisson_counts_with_reinmax_beat_reinforce(backend, report):
+    corpus, topics = redge_corpus.synthetic_poisson_corpus(
+        num_documents=cases.TOPIC_DOCUMENTS, num_topics=4, vocabulary_size=cases.TOPIC_VOCABULARY
+    )
+    PoissonTopicModel = _topic_models(backend).PoissonTopicModel
+    fitted = _fit_pair(
+        backend, lambda estimator, **options: PoissonTopicModel(cases.TOPIC_VOCABULARY, 4, estimator, **options), corpus
+    )
+    lead = fitted["reinmax"][1] - fitted["baseline"][1]
+    recovery = {name: redge_corpus.topic_recovery(model.topics(), topics) for name, (model, _) in fitted.items()}
+    report(
+        f"{backend} Poisson counts synthetic: held-out bound per token ReinMax {fitted['reinmax'][1]:.3f}, "
+        f"REINFORCE {fitted['baseline'][1]:.3f} (lead {lead:.3f}); "
+        f"recovery {recovery['reinmax']:.3f} vs {recovery['baseline']:.3f}"
+    )
+    assert lead > 0
+
+
+def _global_settings(backend):
+    """What the demo must leave as it found it: Pyro's validation flags, JAX's x64 mode."""
+    if backend.name == "pyro":
+        from pyro.infer.util import is_validation_enabled
+
+        return is_validation_enabled(), backend.torch.distributions.Distribution._validate_args
+    import jax
+
+    return jax.config.jax_enable_x64
+
+
+def test_demo_half_fits_every_model_on_the_news_corpus_and_restores_global_settings(backend):
+    import contextlib
+
+    train, held_out = redge_corpus.load_news_articles()
+    train, held_out = train.subset(range(cases.DEMO_TRAIN)), held_out.subset(range(cases.DEMO_HELD_OUT))
+    demo = importlib.import_module(f"{backend.package}.demo")
+    # NumPyro: run from x64 off (the fixture turns it on) to see that the demo restores it.
+    context = backend.jax.enable_x64(False) if backend.name == "numpyro" else contextlib.nullcontext()
+    with context:
+        before = _global_settings(backend)
+        results = demo.topic_model_demo(
+            train, held_out, 3, {"lda": (1, 1), "codes": (1, 1)}, device=backend.device, progress=False
+        )
+        assert _global_settings(backend) == before
+    assert [row["fit"] for row in results] == [
+        "LDA[ReinMax]",
+        "LDA[TraceEnum_ELBO]",
+        "codes[ReinMax]",
+        "codes[TraceGraph_ELBO]",
+    ]
+    assert {row["host"] for row in results} == {demo.HOST_NAME}
+    for row in results:
+        assert np.isfinite(row["perplexity"]) and 1 < row["perplexity"] < 10 * train.vocabulary_size
+        assert -1 <= row["coherence"] <= 1 and len(row["top_words"][0]) == 8
+
+
+def test_topic_models_reject_what_they_cannot_fit(backend):
+    topic_models = _topic_models(backend)
+    with pytest.raises(ValueError, match="estimator"):
+        topic_models.LDA(10, 3, estimator="reinmax")
+    with pytest.raises(ValueError, match="num_codes"):
+        topic_models.DiscreteCodeTopicModel(10, 0, 3)
+    with pytest.raises(ValueError, match="truncation"):
+        topic_models.PoissonTopicModel(10, 3, truncation=2.5)
+
+
+def test_batch_plan_pads_documents_and_tokens_behind_masks():
+    corpus, _ = redge_corpus.synthetic_lda_corpus(num_documents=5, num_topics=2, vocabulary_size=10, document_length=7)
+    plan = plan_batch(corpus, [3, 1], scale=2.5, batch_size=4, token_bucket=TOKEN_BUCKET)
+    assert plan.bag_of_words.shape == (4, 10) and plan.document_mask.tolist() == [True, True, False, False]
+    np.testing.assert_array_equal(plan.bag_of_words[:2], corpus.bag_of_words([3, 1]))
+    assert not plan.bag_of_words[2:].any()
+    assert plan.num_tokens == 14 == plan.token_mask.sum() and len(plan.word_of_token) == TOKEN_BUCKET
+    assert plan.scale == 2.5
+    unpadded = plan_batch(corpus, [3, 1])
+    assert unpadded.token_mask.all() and len(unpadded.word_of_token) == 14 and unpadded.document_mask.all()
+    with pytest.raises(ValueError, match="batch_size"):
+        plan_batch(corpus, [0, 1, 2], batch_size=2)
+
+
+def test_epoch_loop_visits_every_document_once_per_epoch_and_stops_at_max_steps():
+    corpus, _ = redge_corpus.synthetic_lda_corpus(num_documents=10, num_topics=2, vocabulary_size=10, document_length=5)
+
+    class Model:
+        label = "toy"
+
+        def held_out_bound_per_token(self, held_out):
+            return -1.0
+
+    seen = []
+
+    def step(documents, scale):
+        seen.append((sorted(documents.tolist()), scale))
+        return 2.0 * len(documents), 5 * len(documents)
+
+    history = run_epochs(Model(), corpus, step, epochs=2, batch_size=4, held_out=corpus, progress=False)
+    assert [scale for _, scale in seen] == [2.5, 2.5, 5.0] * 2
+    for epoch in (seen[:3], seen[3:]):
+        assert sorted(sum((documents for documents, _ in epoch), [])) == list(range(10))
+    assert (
+        history["epoch"] == [1, 2]
+        and history["loss_per_token"] == [0.4, 0.4]
+        and history["held_out_bound_per_token"] == [-1.0, -1.0]
+    )
+    seen.clear()
+    history = run_epochs(Model(), corpus, step, epochs=5, batch_size=4, progress=False, max_steps=4)
+    assert len(seen) == 4 and history["epoch"] == [1, 2] and history["held_out_bound_per_token"] == []
+
+
+def _rows():
+    return [
+        {
+            "host": host,
+            "model": model,
+            "fit": fit,
+            "perplexity": perplexity,
+            "coherence": 0.1,
+            "seconds_per_epoch": 0.5,
+            "seconds": 1.0,
+            "perplexity_curve": [2 * perplexity, perplexity],
+            "top_words": [[f"{fit}-{k}-{w}" for w in range(8)] for k in range(3)],
+        }
+        for host in ("Pyro", "NumPyro")
+        for model, fit, perplexity in [
+            ("lda", "LDA[ReinMax]", 90.0),
+            ("lda", "LDA[TraceEnum_ELBO]", 80.0),
+            ("codes", "codes[ReinMax]", 70.0),
+            ("codes", "codes[TraceGraph_ELBO]", float("nan")),
+        ]
+    ]
+
+
+def test_report_prints_each_row_and_the_top_words_of_the_best_fit_per_host_and_model(capsys):
+    reporting.print_topic_results(_rows(), topics_shown=2)
+    out = capsys.readouterr().out
+    assert out.count("LDA[TraceEnum_ELBO]-1-0") == 2 and "LDA[ReinMax]-0-0" not in out
+    assert out.count("codes[ReinMax]-0-0") == 2 and "codes[TraceGraph_ELBO]-0-0" not in out
+    assert "LDA[TraceEnum_ELBO]-2-0" not in out, "topics_shown=2"
+    assert out.count("LDA[ReinMax]") == 2, "one table row per host"
+
+
+@pytest.mark.skipif(not reporting.plotting_available(), reason="matplotlib is not installed")
+def test_plot_is_written_without_touching_pyplot(tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend_before, figures_before = matplotlib.get_backend(), plt.get_fignums()
+    reporting.plot_topic_results(_rows(), tmp_path / "demo.png")
+    assert (tmp_path / "demo.png").stat().st_size > 1000
+    assert matplotlib.get_backend() == backend_before and plt.get_fignums() == figures_before
