@@ -7,6 +7,7 @@ from numpyro_redge.distributions import (
     Binomial,
     Geometric,
     KSubset,
+    LawMismatchWarning,
     NegativeBinomial,
     OneHotCategorical,
     Poisson,
@@ -25,7 +26,7 @@ from numpyro_redge.estimators import (
     ReinMax,
     StraightThrough,
 )
-from numpyro_redge.infer import AutoRelaxed, RelaxReparam, relax
+from numpyro_redge.infer import AutoRelaxed, RelaxReparam, UnrelaxedModelWarning, relax
 from numpyro_redge.kl import kl_divergence
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "AIMLE",
     "AIMLEState",
     "AutoRelaxed",
+    "UnrelaxedModelWarning",
     "Bernoulli",
     "Binomial",
     "Estimator",
@@ -41,6 +43,7 @@ __all__ = [
     "GumbelSoftmax",
     "IMLE",
     "KSubset",
+    "LawMismatchWarning",
     "MarginalStraightThrough",
     "NegativeBinomial",
     "OneHotCategorical",

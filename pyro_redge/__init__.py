@@ -7,6 +7,7 @@ from pyro_redge.distributions import (
     Binomial,
     Geometric,
     KSubset,
+    LawMismatchWarning,
     NegativeBinomial,
     OneHotCategorical,
     Poisson,
@@ -24,7 +25,7 @@ from pyro_redge.estimators import (
     ReinMax,
     StraightThrough,
 )
-from pyro_redge.infer import AutoRelaxed, RelaxReparam, relax
+from pyro_redge.infer import AutoRelaxed, RelaxReparam, UnrelaxedModelWarning, relax
 from pyro_redge.kl import kl_divergence
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "AIMLE",
     "AIMLEState",
     "AutoRelaxed",
+    "UnrelaxedModelWarning",
     "Bernoulli",
     "Binomial",
     "Estimator",
@@ -40,6 +42,7 @@ __all__ = [
     "GumbelSoftmax",
     "IMLE",
     "KSubset",
+    "LawMismatchWarning",
     "MarginalStraightThrough",
     "NegativeBinomial",
     "OneHotCategorical",

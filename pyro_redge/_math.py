@@ -32,7 +32,8 @@ def categorical_from_uniform(probs, uniform):
     cdf = probs.cumsum(-1)
     total = cdf[..., -1:]
     threshold = torch.minimum(uniform * total, torch.nextafter(total, torch.zeros_like(total)))
-    return torch.searchsorted(cdf, threshold.contiguous(), right=True)
+    # Only a NaN row (NaN or +inf logits) can search past the end; its sample is made NaN by the caller.
+    return torch.searchsorted(cdf, threshold.contiguous(), right=True).clamp_(max=max(probs.shape[-1] - 1, 0))
 
 
 def one_hot(index, like):
@@ -73,35 +74,20 @@ def categorical_kl(log_p, log_q):
     return (p * difference).sum(-1)
 
 
-def upper_tail_mass(log_pmf):
-    r"""``P(N > k)`` for each grid point ``k`` on the last axis, from the log-pmf on the whole
-    grid: :math:`-\mathrm{expm1}(\log \mathrm{CDF}(k))`, in float64 so that tails down to
-    ~1e-13 are resolved."""
-    return -torch.expm1(torch.logcumsumexp(log_pmf.double(), dim=-1))
+class _LogAddExp(torch.autograd.Function):
+    """``torch.logaddexp`` whose derivatives are sigmoids of the difference: finite, to any
+    order, for any finite operands (PyTorch's own second derivative is NaN once the operands differ
+    by more than ~700)."""
 
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return torch.logaddexp(a, b)
 
-def truncation_point(log_pmf_on, lower, tail_mass, guess, upper_limit=None):
-    """The smallest ``K ≥ lower`` whose upper tail ``P(N > K)`` is below ``tail_mass`` for every
-    batch element.
-
-    ``log_pmf_on(values)`` returns the log-pmf (``-inf`` off the support) on a 1-D grid of
-    values, with the grid on the last axis. The grid starts at ``lower`` and ends at ``guess``,
-    and doubles until the tail condition holds (or reaches ``upper_limit``, the end of a finite
-    support): the work is ``batch × K`` up to the constant of the guess. One host
-    synchronisation: ``K`` is a shape.
-    """
-    end = max(int(guess), lower + 1)
-    while True:
-        if upper_limit is not None:
-            end = min(end, int(upper_limit))
-        values = torch.arange(lower, end + 1, dtype=torch.float64)
-        tail = upper_tail_mass(log_pmf_on(values))
-        small = (tail < tail_mass).reshape(-1, tail.shape[-1]).all(0)
-        if bool(small.any()):
-            return lower + int(small.int().argmax())
-        if upper_limit is not None and end >= upper_limit:
-            return int(upper_limit)
-        end = 2 * end + 1
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        return grad * torch.sigmoid(a - b), grad * torch.sigmoid(b - a)
 
 
 def log_elementary_symmetric_table(logits, k):
@@ -112,10 +98,17 @@ def log_elementary_symmetric_table(logits, k):
         \qquad E_{i,0} = 0,\ E_{i,i} = E_{i-1,i-1} + \theta_i,
 
     stable for logits of any magnitude (no exponential is formed). Shape ``(n + 1, ..., k + 1)``
-    with the batch in the middle; :math:`E_{i,j} = -\infty` for :math:`j > i`. Only the possible
-    entries are ever combined, so the table is differentiable twice without NaN (``logaddexp``
-    with an infinite operand has NaN second derivatives).
+    with the batch in the middle; :math:`E_{i,j} = -\infty` where no j-subset of the first i items
+    has positive weight (:math:`j > i`, or more than the unmasked items). Only the possible entries
+    are ever combined, so the table is differentiable twice without NaN (``logaddexp`` with an
+    infinite operand has NaN second derivatives). Masked (``-inf``) logits are held, inside the
+    recursion, at a quarter of the dtype's lowest finite value (the row is clamped there, so that
+    sums of them cannot overflow), and then have exactly zero derivatives.
     """
+    masked = logits == -torch.inf
+    # Logits without a mask take the plain recursion, unchanged; the masked one runs only where needed.
+    if bool(masked.any()):
+        return _masked_log_elementary_symmetric_table(logits, masked, k)
     row = torch.zeros(logits.shape[:-1] + (1,), dtype=logits.dtype, device=logits.device)
     rows = [row]
     for i in range(logits.shape[-1]):
@@ -126,6 +119,30 @@ def log_elementary_symmetric_table(logits, k):
         rows.append(row)
     width = k + 1
     return torch.stack([torch.nn.functional.pad(r, (0, width - r.shape[-1]), value=-torch.inf) for r in rows])
+
+
+def _masked_log_elementary_symmetric_table(logits, masked, k):
+    impossible = torch.finfo(logits.dtype).min / 4
+    items = torch.where(masked, impossible, logits)
+    batch = logits.shape[:-1]
+    row = torch.cat(
+        [
+            torch.zeros(batch + (1,), dtype=logits.dtype, device=logits.device),
+            torch.full(batch + (k,), impossible, dtype=logits.dtype, device=logits.device),
+        ],
+        dim=-1,
+    )
+    edge = torch.full(batch + (1,), impossible, dtype=logits.dtype, device=logits.device)
+    rows = [row]
+    for i in range(logits.shape[-1]):
+        shifted = torch.cat([edge, row[..., :-1] + items[..., i : i + 1]], dim=-1)
+        row = _LogAddExp.apply(row, shifted).clamp(min=impossible)
+        rows.append(row)
+    unmasked = torch.cat(
+        [torch.zeros((1,) + batch, dtype=torch.long, device=logits.device), (~masked).long().movedim(-1, 0).cumsum(0)]
+    )
+    possible = torch.arange(k + 1, device=logits.device) <= unmasked.unsqueeze(-1)
+    return torch.where(possible, torch.stack(rows), -torch.inf)
 
 
 def log_elementary_symmetric(logits, k):

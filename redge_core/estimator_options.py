@@ -2,8 +2,11 @@
 each estimator runs at construction (a ``ValueError`` naming the argument), and the check of the
 subset size ``k`` every estimator runs on a call."""
 
+import dataclasses
 import math
 import numbers
+
+import numpy as np
 
 from redge_core.checks import check_choice, check_positive, check_positive_integer
 
@@ -17,6 +20,23 @@ REDGE_VARIANTS = ("mean", "cov", "rein")
 COV_MIN_VARIANCE = 0.1
 #: The estimators defined for k-subsets (k > 1), for error messages.
 SUBSET_ESTIMATORS = ("IMLE", "AIMLE", "MarginalStraightThrough")
+
+
+def python_hyperparameters(estimator):
+    """Replace, in place, each NumPy scalar field of the frozen dataclass ``estimator`` by the Python
+    scalar of the same value (``np.int64(5)`` by ``5``), so that equality and hashing (estimators are
+    static under ``jit``) do not depend on how a number was spelled; an array or tensor is a
+    ``ValueError`` naming the field: hyperparameters are static numbers, not traced values."""
+    for field in dataclasses.fields(estimator):
+        value = getattr(estimator, field.name)
+        if isinstance(value, np.generic):
+            object.__setattr__(estimator, field.name, value.item())
+        elif hasattr(value, "shape") or hasattr(value, "__array__"):
+            raise ValueError(
+                f"{field.name} must be a Python or NumPy real number, got a tensor "
+                f"({type(value).__module__}.{type(value).__name__}): hyperparameters are static; "
+                "use float(...) or .item() if the value is concrete"
+            )
 
 
 def check_redge(num_steps, t1, variant):
@@ -45,7 +65,7 @@ def check_imle(temperature, lam, noise, samples):
 
 def check_aimle(target_density, step, symmetric, initial_beta, decay, temperature, noise, samples):
     """AIMLE's hyperparameters: ``target_density`` and ``step`` > 0, ``symmetric`` a bool,
-    ``initial_beta`` ≥ 0, ``decay`` in [0, 1), and those of :func:`check_perturbation`."""
+    ``initial_beta`` ≥ 0 and finite, ``decay`` in [0, 1), and those of :func:`check_perturbation`."""
     check_positive("target_density", target_density)
     check_positive("step", step)
     check_perturbation(temperature, noise, samples)

@@ -274,3 +274,20 @@ RELAX_CASES = {
         "logits",
     ),
 }
+
+# Issue 13 (edges): every estimator, with the subset sizes it is defined for: id -> (class name,
+# keyword arguments, subset sizes k).
+EDGE_ESTIMATORS = {
+    **{estimator_id: (name, kwargs, (1,)) for estimator_id, (name, kwargs) in ESTIMATORS.items()},
+    **{estimator_id: (name, kwargs, (1, 2)) for estimator_id, (name, kwargs) in SUBSET_ESTIMATORS.items()},
+}
+EDGE_CASES = [(estimator_id, k) for estimator_id, (_, _, sizes) in EDGE_ESTIMATORS.items() for k in sizes]
+# Batch shapes at the edge: an empty batch and a 0-dimensional batch shape (one row, 5 categories).
+EDGE_SHAPES = [(0, 5), (5,)]
+# One case per estimator class and subset size (the variants share these code paths), for the
+# edge tests that compile one program per shape in JAX.
+EDGE_CLASS_CASES = [
+    (estimator_id, k)
+    for estimator_id, k in EDGE_CASES
+    if estimator_id not in ("reinmax_t2", "redge_rein", "imle_sum_of_gamma", "aimle_one_sided")
+]

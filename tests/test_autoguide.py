@@ -108,3 +108,34 @@ def test_auto_relaxed_keeps_a_zero_probability_category_masked(backend):
     assert logits[2] == -np.inf and np.all(np.isfinite(logits[:2]))
     draws = backend.predictive(model, guide, params, 50, ["z"])
     assert draws["z"][:, 2].sum() == 0
+
+
+def test_auto_relaxed_warns_once_about_an_unrelaxed_model_naming_the_site(backend):
+    """Issue 13 class 9: a model that keeps a host discrete latent site, given to SVI with our guide,
+    converges to a wrong posterior without an error; AutoRelaxed built on it now warns, once."""
+    import warnings
+
+    lib, ppl, dist = backend.lib, backend.ppl, backend.dist
+    probs = backend.array([0.2, 0.3, 0.5])
+
+    def unrelaxed():
+        ppl.sample("coin", dist.Bernoulli(probs=probs[0]))
+        ppl.sample("x", dist.Normal(0.0, 1.0), obs=backend.array(0.5))
+
+    def ours():
+        ppl.sample("coin", lib.Bernoulli(probs=probs[0]))
+        ppl.sample("x", dist.Normal(0.0, 1.0), obs=backend.array(0.5))
+
+    def run(guide):
+        backend.trace(guide)
+        backend.trace(guide)
+
+    with pytest.warns(
+        lib.UnrelaxedModelWarning, match=rf"'coin' \(Bernoulli.*{backend.package}\.relax\(model, estimator\)"
+    ) as record:
+        run(lib.AutoRelaxed(unrelaxed, lib.StraightThrough()))
+    assert len([w for w in record if issubclass(w.category, lib.UnrelaxedModelWarning)]) == 1
+    for model in [lib.relax(unrelaxed, lib.StraightThrough()), ours]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", lib.UnrelaxedModelWarning)
+            run(lib.AutoRelaxed(model, lib.StraightThrough()))

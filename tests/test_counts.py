@@ -412,3 +412,108 @@ def test_svi_on_a_latent_count_reaches_the_exact_elbo_optimum(backend, estimator
         f"optimum {optimum:.4f} ({100 * error:.1f}%; {steps} steps × {particles} particles, truncation {truncation})"
     )
     assert error < cases.COUNT_SVI_RELATIVE_ERROR_BOUND.get(estimator_id, 1.0)
+
+
+# Issue 13, class 5: counts at their limits ------------------------------------------------------
+
+
+def test_requests_that_cannot_be_served_are_refused_by_name(backend):
+    """Each names the argument and, where the support would be too large, the cap and how to raise
+    it, before anything beyond the cap is allocated."""
+    lib, array = backend.lib, backend.array
+    for build, message in [
+        (lambda: lib.Poisson(array(float("inf"))), "rate"),
+        (lambda: lib.Geometric(logits=array(-30.0)), "max_support=1000000.*larger max_support="),
+        (lambda: lib.Geometric(probs=array(0.0)), "probs"),
+        (lambda: lib.Poisson(array(100.0), max_support=50), "max_support=50"),
+        (lambda: lib.Poisson(array(1.0), tail_mass=1e-16), "tail_mass"),
+        (lambda: lib.Poisson(array(1.0), truncation=10**7), "max_support"),
+        (lambda: lib.Poisson(array(1.0), max_support=0), "max_support"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            build().truncation_point()
+    assert redge_core.support.DEFAULT_MAX_SUPPORT == 1_000_000 and redge_core.support.MIN_TAIL_MASS == 1e-12
+    # At the limits but servable: the smallest tail_mass, and a cap that the support just fits.
+    K = int(np.argmax(stats.poisson.sf(np.arange(100), 3.0) < 1e-12))
+    assert lib.Poisson(array(3.0), tail_mass=1e-12).truncation_point() == K
+    assert lib.Poisson(array(3.0), max_support=K + 1, tail_mass=1e-12).truncation_point() == K
+    with pytest.raises(ValueError, match=f"max_support={K}"):
+        lib.Poisson(array(3.0), max_support=K, tail_mass=1e-12).truncation_point()
+    # The guide keeps the prior's cap.
+    prior = lib.Poisson(array(3.0), max_support=30)
+    assert prior.guide(array(3.0), lib.ReinMax()).max_support == 30
+
+
+def test_rate_zero_has_exact_finite_gradients(backend):
+    """At rate 0 the searched support is {0}: log_prob(0) = 0 whatever the rate near 0 (its
+    derivative is 0), and a sample's surrogate gradient is finite (the host's xlogy has 0/0)."""
+    lib = backend.lib
+    assert lib.Poisson(backend.array(0.0)).truncation_point() == 0
+    (grad,) = backend.grad(lambda r: lib.Poisson(r).log_prob(backend.array(0.0)), 0.0)
+    assert grad == 0.0
+    key = backend.rng(7).next()
+    (grad,) = backend.grad(lambda r: backend.rsample(lib.Poisson(r, estimator=lib.ReinMax()), key).sum(), 0.0)
+    assert np.isfinite(grad)
+    # Away from 0 nothing changes: d/dλ log p(1) = 1/λ − 1 − (E_K[N]/λ − 1).
+    (grad,) = backend.grad(lambda r: lib.Poisson(r).log_prob(backend.array(1.0)), 2.0)
+    d = lib.Poisson(backend.array(2.0))
+    np.testing.assert_allclose(grad, (1.0 - float(d.mean)) / 2.0, rtol=1e-10)
+
+
+def test_half_precision_counts_are_computed_in_float32(backend):
+    """A float16 rate of 3000: the grid and the log-pmf in float32 (in float16 the variance came out
+    as 83); its counts above 2048 are not exact in float16, so the values are in the compute dtype. At rate 30
+    the values keep float16."""
+    lib = backend.lib
+    d = lib.Poisson(backend.array(3000.0, "float16"))
+    K = d.truncation_point()
+    assert K == lib.Poisson(backend.array(3000.0)).truncation_point()
+    assert backend.dtype_name(d.mean) == backend.dtype_name(d.variance) == "float16"
+    # Float16 rounds 3000 to a spacing of 2: within 0.1 % of the truncated Poisson's.
+    np.testing.assert_allclose(backend.numpy(d.variance).astype(float), 3000.0, rtol=1e-3)
+    np.testing.assert_allclose(backend.numpy(d.mean).astype(float), 3000.0, rtol=1e-3)
+    value = backend.sample(d, backend.rng(8).next(), (4,))
+    # The compute dtype: float32 in Pyro, NumPyro's default float (float64 under the suite's x64).
+    assert backend.dtype_name(value) == ("float64" if backend.jittable else "float32")
+    assert np.all(np.abs(backend.numpy(value) - 3000) < 300)
+    small = lib.Poisson(backend.array([30.0, 2.0], "float16"), estimator=lib.ReinMax())
+    value = backend.rsample(small, backend.rng(9).next(), (3,))
+    assert backend.dtype_name(value) == "float16" and np.all(backend.numpy(value) == np.round(backend.numpy(value)))
+    log_prob = small.log_prob(value)
+    assert backend.dtype_name(log_prob) == "float16" and np.all(np.isfinite(backend.numpy(log_prob)))
+
+
+# Issue 13, class 3: empty batches -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_empty_batches_give_empty_results(backend, case):
+    name, kwargs = cases.COUNT_CASES[case]
+    empty = {key: backend.array(value[:0]) for key, value in kwargs.items()}
+    d = getattr(backend.lib, name)(**empty, estimator=backend.lib.ReinMax())
+    rng = backend.rng(10)
+    assert tuple(backend.sample(d, rng.next(), (3,)).shape) == (3, 0)
+    value = backend.rsample(d, rng.next())
+    assert tuple(value.shape) == (0,)
+    for result in [d.log_prob(value), d.mean, d.variance, d.dropped_mass(), d.mode, backend.lib.kl_divergence(d, d)]:
+        assert tuple(result.shape) == (0,)
+    (grad,) = backend.grad(
+        lambda p: (
+            getattr(backend.lib, name)(**{**empty, **{"total_count": p}}).mean.sum()
+            if "total_count" in kwargs
+            else getattr(backend.lib, name)(p).mean.sum()
+        ),
+        np.zeros(0),
+    )
+    assert grad.shape == (0,)
+
+
+# Issue 13, class 11 (count parts): the hosts' own conformance -----------------------------------
+
+
+def test_infer_shapes_of_the_count_classes(backend):
+    lib = backend.lib
+    assert tuple(map(tuple, lib.Poisson.infer_shapes(rate=(3,)))) == ((3,), ())
+    assert tuple(map(tuple, lib.Binomial.infer_shapes(total_count=(), probs=(2, 3)))) == ((2, 3), ())
+    assert tuple(map(tuple, lib.NegativeBinomial.infer_shapes(total_count=(3,), logits=(2, 1)))) == ((2, 3), ())
+    assert tuple(map(tuple, lib.Geometric.infer_shapes(probs=(4,)))) == ((4,), ())

@@ -439,3 +439,120 @@ def test_aimle_reports_the_mean_gradient_density_per_sample(backend, samples):
     again, density_again = aimle_gradients(backend, estimator, logits, noise, cotangent, 0.5, 3)
     assert density_again == density and np.array_equal(again, first)
     assert estimator == backend.lib.AIMLE(samples=samples, initial_beta=0.5)
+
+
+# -- edges (issue 13): masks, non-finite logits, empty batches, hyperparameter types ------------
+
+
+def make_edge(backend, estimator_id):
+    name, kwargs, _ = cases.EDGE_ESTIMATORS[estimator_id]
+    return getattr(backend.lib, name)(**kwargs)
+
+
+@pytest.mark.parametrize("estimator_id, k", cases.EDGE_CLASS_CASES + [("reinmax_t2", 1)])
+def test_masked_classes_are_never_drawn_and_get_exactly_zero_gradient(backend, estimator_id, k):
+    rng = np.random.default_rng(13)
+    logits = 2 * rng.normal(size=(16, 5))
+    masked = [1, 3]
+    logits[:, masked] = -np.inf
+    cotangent = rng.normal(size=logits.shape)
+    estimator = make_edge(backend, estimator_id)
+    noise = backend.sample_noise(estimator, backend.array(logits), backend.rng(13).next(), k=k)
+    sample, grad = sample_and_vjp(backend, estimator, backend.array(logits), cotangent, *noise, k=k)
+    sample = backend.numpy(sample)
+    assert np.all(sample[..., masked] == 0) and np.all(sample.sum(-1) == k)
+    assert np.all(np.isfinite(grad))
+    # Exactly zero: ReinMax's centring used to leak ~1e-8 onto masked classes.
+    assert np.all(grad[:, masked] == 0)
+    # AIMLE's step used ‖θ‖ = ∞ and returned an all-zero gradient whenever a logit was masked.
+    assert np.any(grad != 0)
+
+
+@pytest.mark.parametrize("estimator_id, k", [("aimle", 1), ("aimle", 2), ("aimle_one_sided", 2)])
+def test_aimle_with_masked_classes_equals_aimle_on_the_unmasked_classes(backend, estimator_id, k):
+    # The step's norm runs over the finite logits: masking classes is dropping them, exactly.
+    rng = np.random.default_rng(14)
+    logits = 2 * rng.normal(size=(16, 5))
+    masked, kept = [1, 3], [0, 2, 4]
+    logits[:, masked] = -np.inf
+    cotangent = rng.normal(size=logits.shape)
+    cotangent[:, masked] = 0.0  # so that ‖g‖, the other norm of the step, is also that of the kept classes
+    estimator = make_edge(backend, estimator_id)
+    (noise,) = backend.sample_noise(estimator, backend.array(logits), backend.rng(14).next(), k=k)
+    noise = backend.numpy(noise)
+    with_mask = vjp(backend, estimator, backend.array(logits), cotangent, backend.array(noise), k=k)
+    dropped = vjp(
+        backend, estimator, backend.array(logits[:, kept]), cotangent[:, kept], backend.array(noise[:, kept]), k=k
+    )
+    # Equal up to the order in which XLA sums the norm with the masked zeros in (≈1e-16 relative).
+    np.testing.assert_allclose(with_mask[:, kept], dropped, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("estimator_id, k", cases.EDGE_CLASS_CASES)
+def test_nan_or_plus_inf_logits_never_become_a_sample(backend, estimator_id, k):
+    estimator = make_edge(backend, estimator_id)
+    key = backend.rng(15).next()
+    for bad in (np.nan, np.inf):
+        row = np.array([0.0, bad, 1.0, -0.5, 0.2])
+        # The functional form checks concrete logits.
+        for logits in (row, np.stack([np.zeros(5), row])):
+            with pytest.raises(ValueError, match="logits"):
+                backend.call(estimator, backend.array(logits), key, k=k)
+        # apply (the hot path, compiled where the host compiles: NumPyro's jit) propagates NaN to the
+        # invalid rows only.
+        logits = np.stack([np.array([0.3, -1.0, 1.0, -0.5, 0.2]), row])
+        noise = backend.sample_noise(estimator, backend.array(logits), key, k=k)
+        sample = backend.numpy(
+            backend.jit(lambda x, *noise: estimator.apply(x, *noise, k=k))(backend.array(logits), *noise)
+        )
+        assert np.all(np.isnan(sample[..., 1, :])), bad
+        assert np.all((sample[..., 0, :] == 0) | (sample[..., 0, :] == 1)) and np.all(sample[..., 0, :].sum(-1) == k)
+
+
+@pytest.mark.parametrize("shape", cases.EDGE_SHAPES, ids=str)
+@pytest.mark.parametrize("estimator_id, k", cases.EDGE_CLASS_CASES)
+def test_empty_and_zero_dimensional_batches(backend, estimator_id, k, shape):
+    estimator = make_edge(backend, estimator_id)
+    key = backend.rng(16).next()
+    logits = backend.array(np.linspace(-1, 1, int(np.prod(shape))).reshape(shape))
+    leading = (estimator.samples,) if getattr(estimator, "samples", 1) > 1 else ()
+    assert backend.numpy(backend.call(estimator, logits, key, k=k)).shape == leading + shape
+    noise = backend.sample_noise(estimator, logits, key, k=k)
+    cotangent = np.ones(leading + shape)
+    sample, grad = sample_and_vjp(backend, estimator, logits, cotangent, *noise, k=k)
+    assert backend.numpy(sample).shape == leading + shape and grad.shape == shape
+    assert np.all(np.isfinite(grad))
+
+
+def test_aimle_leaves_all_zero_logits(backend):
+    # λ = β‖θ‖/‖g‖ is 0 at θ = 0 in the reference: the floor max(‖θ‖, 1) gives a nonzero step.
+    estimator = backend.lib.AIMLE()
+    target = backend.array(np.tile(cases.SUBSET_OPT_TARGET, (8, 1)))
+    for k in (1, cases.SUBSET_OPT_K):
+
+        def loss(x, key, k=k):
+            return ((backend.call(estimator, x, key, k=k) - target) ** 2).sum()
+
+        final = backend.adam(loss, backend.array(np.zeros((8, 10))), steps=20, learning_rate=0.1, seed=17)
+        assert np.all(np.isfinite(final)) and np.abs(final).max() > 0.05, k
+    with pytest.raises(ValueError, match="initial_beta"):
+        backend.lib.AIMLE(initial_beta=float("inf"))
+
+
+def test_hyperparameters_and_logits_at_their_edges(backend):
+    lib = backend.lib
+    # NumPy scalars are accepted (as every other estimator's) and stored as Python scalars.
+    redge = lib.ReDGE(num_steps=np.int64(5), t1=np.float64(0.5))
+    assert redge == lib.ReDGE() and hash(redge) == hash(lib.ReDGE()) and type(redge.num_steps) is int
+    assert lib.ReinMax(temperature=np.float32(2.0)) == lib.ReinMax(temperature=2.0)
+    assert lib.AIMLE(samples=np.int64(2), symmetric=np.bool_(True)) == lib.AIMLE(samples=2)
+    with pytest.raises(ValueError, match="temperature must be a Python or NumPy real number, got a tensor"):
+        lib.ReinMax(temperature=backend.array(2.0))
+    # Categories are on the last axis: a 0-d logits array names logits.
+    key = backend.rng(18).next()
+    for estimator_id in cases.EDGE_ESTIMATORS:
+        estimator = make_edge(backend, estimator_id)
+        with pytest.raises(ValueError, match="logits"):
+            backend.call(estimator, backend.array(1.0), key)
+        with pytest.raises(ValueError, match="logits"):
+            backend.sample_noise(estimator, backend.array(1.0), key)

@@ -1,6 +1,6 @@
 from numpyro_redge.distributions.bernoulli import Bernoulli
 from numpyro_redge.distributions.counts import Binomial, Geometric, NegativeBinomial, Poisson
-from numpyro_redge.distributions.k_subset import KSubset
+from numpyro_redge.distributions.k_subset import KSubset, LawMismatchWarning
 from numpyro_redge.distributions.one_hot_categorical import OneHotCategorical
 from numpyro_redge.distributions.relaxed_one_hot_categorical import RelaxedOneHotCategorical
 from numpyro_redge.distributions.reparameterized_discrete import Relaxed, ReparameterizedDiscrete
@@ -10,6 +10,7 @@ __all__ = [
     "Binomial",
     "Geometric",
     "KSubset",
+    "LawMismatchWarning",
     "NegativeBinomial",
     "OneHotCategorical",
     "Poisson",

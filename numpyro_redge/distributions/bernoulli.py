@@ -1,13 +1,15 @@
 import jax
 import jax.numpy as jnp
 from numpyro.distributions import BernoulliLogits, BernoulliProbs, Distribution, constraints
-from numpyro.distributions.util import lazy_property
 
 from numpyro_redge._math import categorical_kl, expected_log_prob, safe_log
 from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.util import (
     check_estimator,
+    check_parameters,
     check_value,
+    derived_property,
+    mask_outside_support,
     probs_or_logits,
     reparameterized_boolean,
 )
@@ -44,7 +46,11 @@ class Bernoulli(Distribution):
             raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.estimator = check_estimator(estimator, type(self).__name__)
         self._parameterized_by_logits = logits is not None
-        parameter = jnp.asarray(logits if self._parameterized_by_logits else probs)
+        given = logits if self._parameterized_by_logits else probs
+        name = "logits" if self._parameterized_by_logits else "probs"
+        requirement = "be a real number (no NaN or infinity)" if name == "logits" else "lie in [0, 1]"
+        check_parameters(type(self).__name__, validate_args, {name: (given, self.arg_constraints[name], requirement)})
+        parameter = jnp.asarray(given)
         if not jnp.issubdtype(parameter.dtype, jnp.floating):
             parameter = parameter.astype(jnp.result_type(float))
         if self._parameterized_by_logits:
@@ -53,11 +59,12 @@ class Bernoulli(Distribution):
             self.probs = parameter
         super().__init__(batch_shape=jnp.shape(parameter), validate_args=validate_args)
 
-    @lazy_property
+    # Derived on each read, not cached: the pytree structure stays that of the parameter given.
+    @derived_property
     def logits(self):
         return safe_log(self.probs) - safe_log(1 - self.probs)
 
-    @lazy_property
+    @derived_property
     def probs(self):
         return jax.nn.sigmoid(self.logits)
 
@@ -74,9 +81,9 @@ class Bernoulli(Distribution):
         return self.estimator(key, jnp.broadcast_to(log_probs, shape))[..., 1]
 
     def log_prob(self, value):
-        check_value(self, value)
+        inside = check_value(self, value)
         value = jnp.asarray(value, dtype=jnp.result_type(self._log_probs))
-        return expected_log_prob(jnp.stack([1 - value, value], axis=-1), self._log_probs)
+        return mask_outside_support(inside, expected_log_prob(jnp.stack([1 - value, value], axis=-1), self._log_probs))
 
     def expand(self, batch_shape):
         """The same class with broadcast parameters, keeping the estimator."""

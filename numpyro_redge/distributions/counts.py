@@ -1,6 +1,8 @@
 """Count distributions reparameterized by the generalized Gumbel-softmax construction: thin
 specialisations of :class:`~numpyro_redge.distributions.reparameterized_discrete.ReparameterizedDiscrete`
-over the host's own. Each parameter accepts what the host's distribution accepts."""
+over the host's own. Each parameter accepts what the host's distribution accepts; ``truncation``,
+``tail_mass`` (≥ 1e-12) and ``max_support`` (the largest support built, 10⁶ values by default) are
+those of :class:`ReparameterizedDiscrete`, and :meth:`guide` keeps the prior's."""
 
 import jax
 import jax.numpy as jnp
@@ -11,13 +13,19 @@ from numpyro.distributions.util import clamp_probs
 
 from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, unexpanded
-from numpyro_redge.distributions.util import probs_or_logits
+from numpyro_redge.distributions.util import check_parameters, probs_or_logits
 from numpyro_redge.estimators import ReDGE
-from redge_core.support import DEFAULT_TAIL_MASS
+from redge_core.support import DEFAULT_MAX_SUPPORT, DEFAULT_TAIL_MASS
 
 
 class _HostParameters:
-    """The host distribution's parameters, read through (each class has those of its host)."""
+    """The host distribution's parameters, read through (each class has those of its host), with
+    the host's ``arg_constraints`` (of every host class it replaces) and ``get_args`` (the
+    parameters the host instance has)."""
+
+    def get_args(self):
+        base = unexpanded(self.base)
+        return {name: getattr(self, name) for name in base.arg_constraints if name in self.arg_constraints}
 
     @property
     def rate(self):
@@ -36,6 +44,17 @@ class _HostParameters:
         return unexpanded(self.base).logits
 
 
+def _poisson_log_prob(base, value):
+    """NumPyro's Poisson log-pmf (the same values), with a gradient in the rate that is not NaN at
+    ``rate = 0``: ``xlogy(value, rate)`` reads the rate only where ``value ≠ 0`` (its derivative
+    there is ``value / rate = 0 / 0``). Gradients may differ from the host's in the last bit (XLA
+    sums the broadcast rate's cotangent in another order)."""
+    ftype = jnp.result_type(float)
+    rate = jnp.astype(unexpanded(base).rate, ftype)
+    value = jnp.astype(value, ftype)
+    return xlogy(value, jnp.where(value == 0, 1.0, rate)) - gammaln(value + 1.0) - rate
+
+
 class Poisson(_HostParameters, ReparameterizedDiscrete):
     r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`ReparameterizedDiscrete`),
 
@@ -44,9 +63,24 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
     :param rate: the rate :math:`\lambda \ge 0` (a zero rate puts all the mass on 0).
     """
 
-    def __init__(self, rate, estimator=ReDGE(), truncation=None, tail_mass=DEFAULT_TAIL_MASS, *, validate_args=None):
+    arg_constraints = host.Poisson.arg_constraints
+    # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
+    # names of arg_constraints as data fields.
+    pytree_data_fields = ()
+    _log_prob_of = staticmethod(_poisson_log_prob)
+
+    def __init__(
+        self,
+        rate,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        *,
+        validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
+    ):
         base = host.Poisson(rate, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args, max_support=max_support)
 
     @classmethod
     def from_host(cls, fn, estimator, truncation=None):
@@ -58,8 +92,8 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
         return self.rate, constraints.positive
 
     def guide(self, parameter, estimator, truncation=None):
-        """A ``Poisson`` of rate ``parameter`` (and this one's ``tail_mass``)."""
-        return Poisson(parameter, estimator, truncation, self.tail_mass)
+        """A ``Poisson`` of rate ``parameter`` (and this one's ``tail_mass`` and ``max_support``)."""
+        return Poisson(parameter, estimator, truncation, self.tail_mass, max_support=self.max_support)
 
 
 class Binomial(_HostParameters, ReparameterizedDiscrete):
@@ -73,6 +107,11 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
     :param logits: the log-odds of success.
     """
 
+    arg_constraints = {**host.BinomialProbs.arg_constraints, **host.BinomialLogits.arg_constraints}
+    # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
+    # names of arg_constraints as data fields.
+    pytree_data_fields = ()
+
     def __init__(
         self,
         total_count=1,
@@ -83,9 +122,10 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
         tail_mass=DEFAULT_TAIL_MASS,
         *,
         validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
     ):
         base = host.Binomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args, max_support=max_support)
 
     @classmethod
     def from_host(cls, fn, estimator, truncation=None):
@@ -100,7 +140,12 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
     def guide(self, parameter, estimator, truncation=None):
         """A ``Binomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
         return Binomial(
-            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+            self.total_count,
+            logits=parameter,
+            estimator=estimator,
+            truncation=truncation,
+            tail_mass=self.tail_mass,
+            max_support=self.max_support,
         )
 
 
@@ -110,9 +155,15 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
 
     .. math:: p(k) \propto (1 - p)^k\, p.
 
-    :param probs: the success probability, in (0, 1].
+    :param probs: the success probability, in (0, 1] (0 has no mass on any finite support: a
+        ``ValueError``, as in Pyro).
     :param logits: the log-odds of success.
     """
+
+    arg_constraints = {**host.GeometricProbs.arg_constraints, **host.GeometricLogits.arg_constraints}
+    # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
+    # names of arg_constraints as data fields.
+    pytree_data_fields = ()
 
     def __init__(
         self,
@@ -123,9 +174,10 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
         tail_mass=DEFAULT_TAIL_MASS,
         *,
         validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
     ):
         base = host.Geometric(probs=probs, logits=logits, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args, max_support=max_support)
 
     @classmethod
     def from_host(cls, fn, estimator, truncation=None):
@@ -139,14 +191,22 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
 
     def guide(self, parameter, estimator, truncation=None):
         """A ``Geometric`` with logits ``parameter`` (and this one's ``tail_mass``)."""
-        return Geometric(logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass)
+        return Geometric(
+            logits=parameter,
+            estimator=estimator,
+            truncation=truncation,
+            tail_mass=self.tail_mass,
+            max_support=self.max_support,
+        )
 
 
 def _negative_binomial_log_prob(base, value):
     # NumPyro's GammaPoisson.log_prob (through betaln) loses ~1e-6 relative accuracy at counts
     # of ~10³ even in float64; this is the same pmf by log-gamma, accurate to ~1e-12.
     base = unexpanded(base)
-    r = base.total_count
+    # A Python or integer total_count would be an integer input of xlog1py (no tangent under grad).
+    r = jnp.asarray(base.total_count)
+    r = r.astype(jnp.result_type(r, float))
     if "logits" in base.__dict__:
         log_terms = value * jax.nn.log_sigmoid(base.logits) + r * jax.nn.log_sigmoid(-base.logits)
     else:
@@ -166,6 +226,13 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     :param logits: the log-odds of success.
     """
 
+    arg_constraints = {
+        **host.NegativeBinomialProbs.arg_constraints,
+        **host.NegativeBinomialLogits.arg_constraints,
+    }
+    # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
+    # names of arg_constraints as data fields.
+    pytree_data_fields = ()
     _log_prob_of = staticmethod(_negative_binomial_log_prob)
 
     @property
@@ -195,9 +262,21 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
         tail_mass=DEFAULT_TAIL_MASS,
         *,
         validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
     ):
+        # NumPyro builds a negative binomial as a Gamma-Poisson, whose own error would name the
+        # Gamma's rate: check the parameters the user gave first, by their names.
+        check_parameters(
+            type(self).__name__,
+            validate_args,
+            {
+                "total_count": (total_count, constraints.positive, "be > 0"),
+                "probs": (probs, constraints.unit_interval, "be in [0, 1]"),
+                "logits": (logits, constraints.real, "be real (not NaN)"),
+            },
+        )
         base = host.NegativeBinomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args=validate_args, max_support=max_support)
 
     @classmethod
     def from_host(cls, fn, estimator, truncation=None):
@@ -212,7 +291,12 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     def guide(self, parameter, estimator, truncation=None):
         """A ``NegativeBinomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
         return NegativeBinomial(
-            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+            self.total_count,
+            logits=parameter,
+            estimator=estimator,
+            truncation=truncation,
+            tail_mass=self.tail_mass,
+            max_support=self.max_support,
         )
 
 

@@ -2,25 +2,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import CategoricalLogits, CategoricalProbs, Distribution, constraints
-from numpyro.distributions.util import lazy_property
 
 from numpyro_redge._math import categorical_kl, expected_log_prob, safe_log
 from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.util import (
     check_estimator,
+    check_parameters,
     check_value,
+    derived_property,
+    mask_outside_support,
     maskable_real_vector,
     probs_or_logits,
     reparameterized_one_hot,
+    simplex,
 )
 from numpyro_redge.estimators import ReDGE
 
 
 class CategoricalParameters(Distribution):
     """A distribution over K categories parameterised by ``probs`` or ``logits``: one is given,
-    the other derived lazily; :attr:`_log_probs` are the exact normalised log-probabilities."""
+    the other derived on each read (not cached: the pytree structure stays that of the parameter
+    given); :attr:`_log_probs` are the exact normalised log-probabilities.
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    Under validation, concrete parameters are checked when the distribution is built, also inside
+    ``jax.jit`` (NumPyro's own validation sees only tracers there), and in float32 at least: float16
+    probabilities that sum to one are accepted.
+    """
+
+    arg_constraints = {"probs": simplex, "logits": constraints.real_vector}
+    _requirements = {
+        "probs": "be non-negative and sum to 1 over the last axis (within 1e-6, or the rounding of the "
+        "probabilities' dtype if larger). Normalise them, or pass logits",
+        "logits": "be real (no NaN or +inf; -inf masks a category) with at least one category not -inf",
+    }
     reparametrized_params = ["probs", "logits"]
     pytree_data_fields = ("probs", "logits")
     pytree_aux_fields = ("_parameterized_by_logits",)
@@ -33,6 +47,12 @@ class CategoricalParameters(Distribution):
         parameter = jnp.asarray(logits if self._parameterized_by_logits else probs)
         if jnp.ndim(parameter) < 1:
             raise ValueError(f"`{name}` must be at least one-dimensional, got shape {jnp.shape(parameter)}.")
+        given = logits if self._parameterized_by_logits else probs
+        check_parameters(
+            type(self).__name__,
+            validate_args,
+            {name: (given, self.arg_constraints[name], self._requirements[name])},
+        )
         setattr(self, name, parameter)
         super().__init__(
             batch_shape=jnp.shape(parameter)[:-1],
@@ -40,11 +60,18 @@ class CategoricalParameters(Distribution):
             validate_args=validate_args,
         )
 
-    @lazy_property
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None, **other_shapes):
+        """``(batch_shape, event_shape)`` from the shape of ``probs`` or ``logits``: categories on
+        the last axis."""
+        shape = tuple(logits if probs is None else probs)
+        return shape[:-1], shape[-1:]
+
+    @derived_property
     def logits(self):
         return safe_log(self.probs)
 
-    @lazy_property
+    @derived_property
     def probs(self):
         return jax.nn.softmax(self.logits, axis=-1)
 
@@ -79,7 +106,7 @@ class OneHotCategorical(CategoricalParameters):
     """
 
     # A -inf logit masks a category (probability exactly zero), as in Pyro.
-    arg_constraints = {"probs": constraints.simplex, "logits": maskable_real_vector}
+    arg_constraints = {"probs": simplex, "logits": maskable_real_vector}
     pytree_aux_fields = ("estimator",)
     support = reparameterized_one_hot
     has_enumerate_support = True
@@ -103,8 +130,8 @@ class OneHotCategorical(CategoricalParameters):
                 f"got {value!r}. NumPyro's parallel enumeration substitutes integer indices for an "
                 "enumerated site's value: enumerate a Categorical site instead."
             )
-        check_value(self, value)
-        return expected_log_prob(value, self._log_probs)
+        inside = check_value(self, value)
+        return mask_outside_support(inside, expected_log_prob(value, self._log_probs))
 
     def expand(self, batch_shape):
         """The same class with broadcast parameters (not an ``ExpandedDistribution``), keeping the

@@ -11,7 +11,7 @@ from numpyro.util import not_jax_tracer
 
 from numpyro_redge._math import categorical_kl
 from numpyro_redge.distributions.registry import register
-from numpyro_redge.distributions.util import check_estimator, check_value
+from numpyro_redge.distributions.util import check_estimator, check_value, mask_outside_support
 from numpyro_redge.estimators import ReDGE
 from redge_core import support
 
@@ -61,31 +61,83 @@ def _log_pmf_on_grid(distribution, values, log_prob=_unvalidated_log_prob):
 
 def _needs_static_truncation(owner):
     return ValueError(
-        f"{owner} needs a static truncation= under jax.jit (the truncation point K is a shape "
-        "and cannot be chosen from traced parameters): pass an integer truncation, e.g. one "
-        "chosen outside jit with .truncation_point()."
+        f"{owner} needs a static truncation= under jax.jit or jax.vmap (the truncation point K is a "
+        "shape and cannot be chosen from traced parameters): pass an integer truncation, e.g. one "
+        "chosen outside jit/vmap with .truncation_point()."
     )
 
 
 def _concrete(tree, owner):
-    """``tree`` with concrete float64 leaves (primal values under ``grad``), or the ``ValueError``
-    that a static truncation is needed (under ``jit``, the values are abstract)."""
+    """``tree`` with concrete float64 NumPy leaves (primal values under ``grad``; constants closed
+    over under ``jit``), or the ``ValueError`` that a static truncation is needed (traced values
+    under ``jit`` or ``vmap`` are abstract). Only NumPy copies are made: the caller's arrays keep
+    their dtype and buffers."""
     try:
-        return jax.tree_util.tree_map(lambda leaf: np.asarray(jax.lax.stop_gradient(leaf), np.float64), tree)
+        with jax.ensure_compile_time_eval():
+            return jax.tree_util.tree_map(lambda leaf: np.array(jax.lax.stop_gradient(leaf), np.float64), tree)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as error:
         raise _needs_static_truncation(owner) from error
 
 
-def _find_truncation(distribution, tail_mass, log_prob=_unvalidated_log_prob, owner=None):
+def _static_bound(bound, owner, reduce):
+    """A support bound as a Python int (``reduce`` over a batch of bounds), ``None`` kept; a traced
+    bound is the ``ValueError`` that a static truncation cannot help."""
+    if bound is None or isinstance(bound, int):
+        return bound
+    try:
+        with jax.ensure_compile_time_eval():
+            array = np.asarray(jax.lax.stop_gradient(bound))
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as error:
+        raise ValueError(
+            f"{owner}: the bounds of the base's support must be concrete (they fix the support's shape), "
+            "not traced under jax.jit or jax.vmap"
+        ) from error
+    return int(reduce(array)) if array.size else None
+
+
+def static_support_bounds(support, owner="ReparameterizedDiscrete"):
+    """``(lower, upper)`` of an integer support as Python ints (the smallest lower and the largest
+    upper bound over a batch of bounds); ``upper`` is ``None`` when unbounded."""
+    lower, upper = support_bounds(support)
+    lower = _static_bound(lower, owner, np.min)
+    return 0 if lower is None else lower, _static_bound(upper, owner, np.max)
+
+
+def _parameter_names(distribution):
+    """The names of the host distribution's own parameters, for messages."""
+    base = unexpanded(distribution)
+    return ", ".join(name for name in base.arg_constraints if name in base.__dict__) or "its parameters"
+
+
+def _float_dtype(distribution):
+    """The floating dtype of the host distribution's parameters (their promotion; the default
+    float when none is floating)."""
+    dtypes = [
+        jnp.result_type(leaf)
+        for leaf in jax.tree_util.tree_leaves(unexpanded(distribution))
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+    ]
+    return jnp.result_type(*dtypes) if dtypes else jnp.result_type(float)
+
+
+def _largest_exact_integer(dtype):
+    """The largest ``n`` such that every integer in ``0..n`` is exact in the float ``dtype``."""
+    return 2 ** (int(jnp.finfo(dtype).nmant) + 1)
+
+
+def _find_truncation(
+    distribution, tail_mass, log_prob=_unvalidated_log_prob, owner=None, max_support=support.DEFAULT_MAX_SUPPORT
+):
     """``K`` of a host distribution with an integer support, by :func:`redge_core.support.truncation_point`
-    on its float64 log-pmf, from concrete parameters (outside ``jit``: ``K`` is a shape)."""
-    exact = _concrete(distribution, owner or type(distribution).__name__)
-    # In float64: the tail is 1 − CDF, resolved to ~1e-13 only if the pmf is float64.
-    with jax.enable_x64(True):
+    on its float64 log-pmf, from concrete parameters (outside ``jit``: ``K`` is a shape); at most
+    ``max_support`` values, or a ``ValueError`` naming the parameters and the cap."""
+    owner = owner or type(distribution).__name__
+    exact = _concrete(distribution, owner)
+    # In float64: the tail is 1 − CDF, resolved to ~1e-13 only if the pmf is float64; eagerly, also
+    # while a jit traces a function over constant parameters.
+    with jax.enable_x64(True), jax.ensure_compile_time_eval():
         exact = jax.tree_util.tree_map(jnp.asarray, exact)
-        lower, upper = support_bounds(exact.support)
-        if upper is not None:
-            upper = int(np.max(upper))
+        lower, upper = static_support_bounds(exact.support, owner)
         try:
             mean, stddev = np.asarray(exact.mean), np.sqrt(np.asarray(exact.variance))
         except NotImplementedError:
@@ -96,6 +148,9 @@ def _find_truncation(distribution, tail_mass, log_prob=_unvalidated_log_prob, ow
             tail_mass,
             support.truncation_guess(mean, stddev, lower),
             upper,
+            max_support,
+            owner,
+            _parameter_names(distribution),
         )
 
 
@@ -127,8 +182,25 @@ class ReparameterizedDiscrete(Distribution):
     :param base: a NumPyro discrete distribution with an integer support and empty event shape.
     :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
         :class:`~numpyro_redge.estimators.ReDGE`.
+    **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
+    :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
+    ``truncation=`` beyond it, or parameters whose tail reaches beyond it, such as
+    ``Geometric(logits=-30)``), parameters with an infinite mean (``rate=inf``), no mass at all
+    (``Geometric(probs=0.)``) or a NaN log-pmf is a ``ValueError`` naming the arguments and the cap,
+    raised before anything larger is allocated. ``tail_mass`` is at least
+    :data:`redge_core.support.MIN_TAIL_MASS` (1e-12), the smallest tail the float64 search resolves.
+
+    **Precision, empty batches, vmap.** The support and the log-pmf are computed in at least the
+    default float dtype (the search in float64); values are returned in the parameters' dtype where
+    it holds every count of the support exactly (float16 up to 2048, bfloat16 up to 256), else in
+    the compute dtype; ``log_prob`` and moments in the parameters' dtype. An empty batch gives
+    empty results. ``jax.vmap`` over a function that builds the distribution needs a static
+    ``truncation=`` (as ``jit`` does); ``vmap`` over an instance is refused with a ``ValueError``
+    (its batch shape is static pytree data, as for NumPyro's own distributions).
+
     :param int truncation: the largest value kept, or ``None`` to choose it from ``tail_mass``.
-    :param float tail_mass: the largest upper tail mass that may be dropped, in (0, 1).
+    :param float tail_mass: the largest upper tail mass that may be dropped, in ``[1e-12, 1)``.
+    :param int max_support: the largest number of values the support may keep (default 10⁶).
 
     **References**
 
@@ -138,31 +210,51 @@ class ReparameterizedDiscrete(Distribution):
 
     arg_constraints = {}
     pytree_data_fields = ("base",)
-    pytree_aux_fields = ("estimator", "truncation", "tail_mass", "_truncation_point")
+    pytree_aux_fields = ("estimator", "truncation", "tail_mass", "max_support", "_truncation_point", "_lower")
     #: ``log_prob(base, value)``: the base's log-pmf, without validation.
     _log_prob_of = staticmethod(_unvalidated_log_prob)
 
     def __init__(
-        self, base, estimator=ReDGE(), truncation=None, tail_mass=support.DEFAULT_TAIL_MASS, *, validate_args=None
+        self,
+        base,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=support.DEFAULT_TAIL_MASS,
+        *,
+        validate_args=None,
+        max_support=support.DEFAULT_MAX_SUPPORT,
     ):
         if not isinstance(base, Distribution):
             raise ValueError(f"base must be a NumPyro distribution, got {base!r}")
         if base.event_shape != ():
             raise ValueError(f"base must have an empty event shape, got {tuple(base.event_shape)}")
-        lower, _ = support_bounds(base.support)
+        self._lower, _ = static_support_bounds(base.support, type(self).__name__)
         self.tail_mass = support.check_tail_mass(tail_mass)
-        self.truncation = support.check_truncation(truncation, lower)
+        self.max_support = support.check_max_support(max_support)
+        self.truncation = support.check_truncation(truncation, self._lower, self.max_support)
         self.base = base
         self.estimator = check_estimator(estimator, type(self).__name__)
         self._truncation_point = self.truncation
         if self._truncation_point is None:
             try:
-                self._truncation_point = _find_truncation(base, self.tail_mass, self._log_prob_of, type(self).__name__)
+                self._truncation_point = self._search()
             except ValueError:
                 # Traced parameters: the first use repeats the search, and raises if they still are.
                 if all(not_jax_tracer(leaf) for leaf in jax.tree_util.tree_leaves(base)):
                     raise
         super().__init__(batch_shape=base.batch_shape, validate_args=validate_args)
+
+    def _search(self):
+        return _find_truncation(self.base, self.tail_mass, self._log_prob_of, type(self).__name__, self.max_support)
+
+    @classmethod
+    def infer_shapes(cls, *args, **kwargs):
+        """``(batch_shape, event_shape)`` from the shapes of the parameters: their broadcast shape,
+        and an empty event shape (the ``base`` of the generic class is a distribution: give its
+        batch shape)."""
+        shapes = [tuple(shape) for name, shape in kwargs.items() if name in cls.arg_constraints or name == "base"]
+        shapes += [tuple(shape) for shape in args if isinstance(shape, tuple)]
+        return tuple(jax.lax.broadcast_shapes(*shapes)) if shapes else (), ()
 
     @property
     def support(self):
@@ -185,25 +277,46 @@ class ReparameterizedDiscrete(Distribution):
         """Ours over the host distribution ``fn`` (any integer support, empty event shape)."""
         return cls(fn, estimator=estimator, truncation=truncation)
 
+    def _dtypes(self):
+        """``(parameter dtype, compute dtype, value dtype)``: see the class docstring."""
+        dtype = _float_dtype(self.base)
+        compute = jnp.result_type(float)
+        exact = self.truncation_point() <= _largest_exact_integer(dtype)
+        return dtype, compute, dtype if exact else compute
+
+    def _check_not_vmapped(self):
+        """``jax.vmap`` over an instance leaves its static batch shape stale (the parameters lose
+        the mapped axis, the pytree aux data does not): refused, not silently broadcast."""
+        base = unexpanded(self.base)
+        shapes = [jnp.shape(value) for value in base.get_args().values()]
+        if shapes and tuple(jax.lax.broadcast_shapes(*shapes)) != tuple(base.batch_shape):
+            raise ValueError(
+                f"{type(self).__name__}: its parameters have the shape {jax.lax.broadcast_shapes(*shapes)} but its "
+                f"batch_shape is {tuple(base.batch_shape)} (jax.vmap over a distribution instance?); vmap a function "
+                "that builds it instead, with a static truncation= (e.g. .truncation_point() of an instance built "
+                "outside vmap)"
+            )
+
     def _base_log_prob(self, value):
-        """The base's log-pmf at ``value``, without validation (the grid leaves the support)."""
-        return self._log_prob_of(self.base, value)
+        """The base's log-pmf at ``value`` (in the compute dtype), without validation (the grid
+        leaves the support)."""
+        return self._log_prob_of(self.base, jnp.asarray(value, jnp.result_type(float)))
 
     def _grid_log_pmf(self, values):
         """The base log-pmf on ``values`` (1-D), grid on the last axis, ``-inf`` off the support."""
+        self._check_not_vmapped()
         return _log_pmf_on_grid(self.base, values, self._log_prob_of)
 
     def truncation_point(self):
         """``K``, the largest value kept: fixed, or chosen from ``tail_mass`` and the parameters
         when the instance was built."""
         if self._truncation_point is None:
-            self._truncation_point = _find_truncation(self.base, self.tail_mass, self._log_prob_of, type(self).__name__)
+            self._truncation_point = self._search()
         return self._truncation_point
 
     def _support_values(self):
         """The kept values ``l..K``, in the default float dtype."""
-        lower, _ = support_bounds(self.base.support)
-        return jnp.arange(lower, self.truncation_point() + 1, dtype=jnp.result_type(float))
+        return jnp.arange(self._lower, self.truncation_point() + 1, dtype=jnp.result_type(float))
 
     def _support_and_log_pmf(self):
         """The kept values ``l..K`` and the log-pmf on them (batch × grid), unnormalised."""
@@ -214,33 +327,40 @@ class ReparameterizedDiscrete(Distribution):
         """``P(N > K)`` under the base, per batch element: the mass the truncation cuts
         (computed in float64 on concrete parameters)."""
         K = self.truncation_point()
+        dtype, _, _ = self._dtypes()
         exact = _concrete(self.base, type(self).__name__)
-        with jax.enable_x64(True):
+        with jax.enable_x64(True), jax.ensure_compile_time_eval():
             exact = jax.tree_util.tree_map(jnp.asarray, exact)
-            lower, _ = support_bounds(exact.support)
-            log_pmf = _log_pmf_on_grid(exact, jnp.arange(lower, K + 1, dtype=jnp.float64), self._log_prob_of)
-            tail = support.upper_tail_mass(log_pmf)[..., -1]
-        return jnp.asarray(tail, jnp.result_type(float))
+            values = jnp.arange(self._lower, K + 1, dtype=jnp.float64)
+            log_pmf = np.asarray(_log_pmf_on_grid(exact, values, self._log_prob_of))
+        return jnp.asarray(support.upper_tail_mass(log_pmf)[..., -1], dtype)
 
     def log_prob_on_grid(self, values):
         """``log_prob`` of each value of a 1-D grid, grid on the last axis: ``-inf`` off the base's
         support, no validation error (for exact sums over a support, as in the KL)."""
+        dtype, compute, _ = self._dtypes()
         _, log_pmf = self._support_and_log_pmf()
-        return self._grid_log_pmf(values) - logsumexp(log_pmf, axis=-1, keepdims=True)
+        grid = self._grid_log_pmf(jnp.asarray(values, compute))
+        return (grid - logsumexp(log_pmf, axis=-1, keepdims=True)).astype(dtype)
 
     def sample(self, key, sample_shape=()):
+        _, _, value_dtype = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
         shape = tuple(sample_shape) + self.batch_shape + values.shape
+        if 0 in shape:  # nothing to draw (an empty batch or sample shape): no estimator call
+            return jnp.zeros(shape[:-1], value_dtype)
         one_hot = self.estimator(key, jnp.broadcast_to(log_pmf, shape))
-        return (one_hot * values).sum(-1)
+        return (one_hot * values).sum(-1).astype(value_dtype)
 
     def log_prob(self, value):
-        check_value(self, value)
+        inside = check_value(self, value)
+        dtype, _, _ = self._dtypes()
         _, log_pmf = self._support_and_log_pmf()
-        return self._base_log_prob(value) - logsumexp(log_pmf, axis=-1)
+        return mask_outside_support(inside, (self._base_log_prob(value) - logsumexp(log_pmf, axis=-1)).astype(dtype))
 
     def enumerate_support(self, expand=True):
-        values = self._support_values()
+        _, _, value_dtype = self._dtypes()
+        values = self._support_values().astype(value_dtype)
         values = jnp.reshape(values, (-1,) + (1,) * len(self.batch_shape))
         if expand:
             values = jnp.broadcast_to(values, (len(values),) + self.batch_shape)
@@ -248,22 +368,25 @@ class ReparameterizedDiscrete(Distribution):
 
     @property
     def mean(self):
+        dtype, _, _ = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
-        return (jax.nn.softmax(log_pmf, -1) * values).sum(-1)
+        return (jax.nn.softmax(log_pmf, -1) * values).sum(-1).astype(dtype)
 
     @property
     def variance(self):
+        dtype, _, _ = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
         probs = jax.nn.softmax(log_pmf, -1)
         mean = (probs * values).sum(-1, keepdims=True)
-        return (probs * (values - mean) ** 2).sum(-1)
+        return (probs * (values - mean) ** 2).sum(-1).astype(dtype)
 
     @property
     def mode(self):
         """The most probable kept value of each batch element (the smallest, on a tie), in the
         value's shape and dtype."""
+        _, _, value_dtype = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
-        return values[jnp.argmax(jax.lax.stop_gradient(log_pmf), -1)]
+        return values[jnp.argmax(jax.lax.stop_gradient(log_pmf), -1)].astype(value_dtype)
 
     @staticmethod
     def kl_divergence(p, q):
@@ -274,7 +397,7 @@ class ReparameterizedDiscrete(Distribution):
         if isinstance(p, ReparameterizedDiscrete):
             values = p._support_values()
         else:
-            lower, _ = support_bounds(p.support)
+            lower, _ = static_support_bounds(p.support, "kl_divergence")
             K = _find_truncation(p, support.DEFAULT_TAIL_MASS, owner="kl_divergence")
             values = jnp.arange(lower, K + 1, dtype=jnp.result_type(float))
         return categorical_kl(_count_log_pmf_on_grid(p, values), _count_log_pmf_on_grid(q, values))

@@ -1,7 +1,8 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.distributions import constraints
+from numpyro.distributions import Distribution, constraints
+from numpyro.distributions.util import lazy_property
 from numpyro.util import not_jax_tracer
 
 from numpyro_redge.estimators import Estimator
@@ -27,13 +28,84 @@ def check_estimator(estimator, distribution_name):
 
 def check_value(distribution, value):
     """Under validation, a concrete ``value`` outside the support is a ``ValueError`` (NumPyro only
-    warns); a traced value cannot be checked and is let through."""
-    if distribution._validate_args:
-        inside = distribution.support(value)
-        if not_jax_tracer(inside) and not np.all(inside):
-            raise ValueError(
-                f"value must be in the support {distribution.support} of {type(distribution).__name__}, got {value!r}"
-            )
+    warns); a traced value cannot be checked here: the support mask is returned (``True`` without
+    validation), for :func:`mask_outside_support` to apply."""
+    if not distribution._validate_args:
+        return True
+    inside = distribution.support(value)
+    if not_jax_tracer(inside) and not np.all(inside):
+        raise ValueError(
+            f"value must be in the support {distribution.support} of {type(distribution).__name__}, got {value!r}"
+        )
+    return inside
+
+
+def mask_outside_support(inside, log_prob):
+    """``log_prob`` with ``-inf`` where a value was outside the support, as NumPyro's own
+    ``validate_sample`` does under ``jit`` (where the value cannot be checked eagerly); the values
+    inside the support are returned unchanged."""
+    if inside is True:
+        return log_prob
+    return jnp.where(inside, log_prob, -jnp.inf)
+
+
+def validation_enabled(validate_args):
+    """Whether a distribution built with ``validate_args`` validates (NumPyro's global default otherwise)."""
+    if validate_args is not None:
+        return bool(validate_args)
+    return bool(Distribution._validate_args)
+
+
+def check_parameters(distribution_name, validate_args, parameters):
+    """Under validation, each concrete parameter of ``parameters`` (``{name: (value, constraint,
+    requirement)}``) must satisfy its constraint, or a ``ValueError`` names it and says what is
+    required.
+
+    The check runs on the concrete value even inside ``jax.jit`` (where NumPyro's own validation
+    sees only tracers and does nothing): a NumPy or Python constant is known while tracing. A
+    traced parameter cannot be checked and is let through.
+    """
+    if not validation_enabled(validate_args):
+        return
+    for name, (value, constraint, requirement) in parameters.items():
+        if value is None or isinstance(value, jax.core.Tracer):
+            continue
+        with jax.ensure_compile_time_eval():
+            valid = constraint(jnp.asarray(value))
+            valid = np.all(valid) if not_jax_tracer(valid) else True
+        if not valid:
+            raise ValueError(f"{name} must {requirement} ({distribution_name}); got {value!r}")
+
+
+def simplex_tolerance(dtype):
+    """How far from one the sum of probabilities stored in ``dtype`` may be: NumPyro's ``1e-6``,
+    or the dtype's rounding of the sum (each stored probability is rounded by half an ulp, so
+    their sum by at most ``eps / 2``) where that is larger (float16, bfloat16)."""
+    return max(1e-6, float(jnp.finfo(dtype).eps)) if jnp.issubdtype(dtype, jnp.floating) else 1e-6
+
+
+class _Simplex(type(constraints.simplex)):
+    """NumPyro's simplex, checked in float32 at least, within :func:`simplex_tolerance`: NumPyro's
+    own sums in the probabilities' dtype, so float16 probabilities that sum to one are refused."""
+
+    def __call__(self, x):
+        x = jnp.asarray(x)
+        dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+        wide = x.astype(jnp.promote_types(dtype, jnp.float32))
+        return jnp.all(wide >= 0, axis=-1) & (jnp.abs(wide.sum(-1) - 1) <= simplex_tolerance(dtype))
+
+
+class derived_property(lazy_property):
+    """A parameter derived from the one given (``probs`` from ``logits`` or the reverse), recomputed
+    on each read and never cached in the instance: NumPyro flattens a distribution from its
+    ``__dict__``, so a cached value would change its pytree structure (and break ``lax.scan``
+    over distributions) once read. Still a ``lazy_property``, so that NumPyro's validation and
+    ``get_args`` see only the parameter given."""
+
+    def __get__(self, instance, obj_type=None):
+        if instance is None:
+            return self
+        return self.wrapped(instance)
 
 
 class _ReparameterizedOneHot(constraints.ParameterFreeConstraint):
@@ -93,5 +165,6 @@ class _MaskableRealVector(constraints.ParameterFreeConstraint):
 
 
 maskable_real_vector = _MaskableRealVector()
+simplex = _Simplex()
 reparameterized_one_hot = _ReparameterizedOneHot()
 reparameterized_boolean = _ReparameterizedBoolean()

@@ -4,8 +4,9 @@ import typing
 import jax.numpy as jnp
 
 from numpyro_redge._math import top_k_one_hot
+from numpyro_redge.estimators.base import check_finite_logits, invalid_rows_to_nan
 from numpyro_redge.estimators.imle import PerturbAndMAP, perturb_and_map
-from redge_core.estimator_options import check_aimle
+from redge_core.estimator_options import check_aimle, python_hyperparameters
 
 
 class AIMLEState(typing.NamedTuple):
@@ -18,17 +19,29 @@ class AIMLEState(typing.NamedTuple):
     density: typing.Any
 
 
+def logits_scale(logits):
+    """The scale :math:`\\max(\\lVert\theta\rVert, 1)` of AIMLE's step, the norm over the finite logits
+    (a masked ``-inf`` logit would make it infinite, and every step zero): identical to the
+    reference's :math:`\\lVert\theta\rVert` for finite logits of norm at least 1, and floored at 1
+    so that all-zero logits, the usual initialisation, still get a nonzero step."""
+    return jnp.maximum(jnp.linalg.norm(jnp.where(jnp.isfinite(logits), logits, 0.0).ravel()), 1.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class AIMLE(PerturbAndMAP):
     r"""Adaptive IMLE: perturb-and-MAP (see :class:`IMLE`) whose target step adapts to the scale of
     the logits and of the incoming gradient :math:`g`,
 
-    .. math:: \lambda = \beta\,\frac{\lVert\theta\rVert}{\lVert g\rVert}, \qquad
+    .. math:: \lambda = \beta\,\frac{\max(\lVert\theta\rVert, 1)}{\lVert g\rVert}, \qquad
         \nabla_\theta \approx \frac{\mathrm{MAP}(\theta + \lambda g + \tau\varepsilon)
         - \mathrm{MAP}(\theta - \lambda g + \tau\varepsilon)}{2\lambda}
 
     (the central difference; with ``symmetric=False`` the one-sided IMLE difference), where MAP is
-    the argmax (``k = 1``) or the top-k (``k > 1``). :math:`\beta` is adapted between steps so that
+    the argmax (``k = 1``) or the top-k (``k > 1``). The norm runs over the finite logits (masked
+    ``-inf`` ones are left out) and is floored at 1, unlike the reference's
+    :math:`\lVert\theta\rVert`: at all-zero logits (the usual initialisation) the reference's step
+    is 0 and optimisation never moves; for finite logits of norm at least 1 the two agree exactly.
+    :math:`\beta` is adapted between steps so that
     the gradient's density :math:`\rho` (nonzero entries per sample) approaches the target
     :math:`\rho^*`: with :math:`\bar\rho` an exponential moving average (``decay`` :math:`\gamma`),
 
@@ -95,6 +108,7 @@ class AIMLE(PerturbAndMAP):
     samples: int = 1
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_aimle(
             self.target_density,
             self.step,
@@ -132,6 +146,7 @@ class AIMLE(PerturbAndMAP):
 
     def __call__(self, key, logits, k=1, beta=None):
         logits = jnp.asarray(logits)
+        check_finite_logits(logits)
         return self.apply(logits, *self.sample_noise(key, logits, k=k), k=k, beta=beta)
 
     def apply(self, logits, noise, *, k=1, beta=None):
@@ -141,7 +156,7 @@ class AIMLE(PerturbAndMAP):
             ``initial_beta``); its cotangent is the observed density.
         """
         self._check_k(k, logits)
-        return perturb_and_map(jnp.asarray(logits), noise, self._beta(beta), self, k)
+        return invalid_rows_to_nan(logits, perturb_and_map(jnp.asarray(logits), noise, self._beta(beta), self, k))
 
     def _beta(self, beta):
         if beta is None:
@@ -155,7 +170,7 @@ class AIMLE(PerturbAndMAP):
     def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
         gradient_norm = jnp.linalg.norm(grad_sample.ravel())
         safe_norm = jnp.where(gradient_norm > 0, gradient_norm, 1.0)
-        lam = jnp.where(gradient_norm > 0, beta * jnp.linalg.norm(logits.ravel()) / safe_norm, 0.0).astype(logits.dtype)
+        lam = jnp.where(gradient_norm > 0, beta * logits_scale(logits) / safe_norm, 0.0).astype(logits.dtype)
         perturbed = self.temperature * noise
         minus = top_k_one_hot(logits - lam * grad_sample + perturbed, k)
         if self.symmetric:

@@ -4,6 +4,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from numpyro_redge._math import compute_dtype
 from redge_core.estimator_options import check_subset_size, no_subsets_message
@@ -26,6 +27,13 @@ class Estimator:
 
     ``k`` is static (a Python integer). An estimator without subsets raises a ``ValueError``
     naming ``k`` for ``k != 1``.
+
+    **Invalid logits.** Logits need at least one dimension (the categories) and a floating dtype;
+    ``-inf`` masks a category (never drawn, exactly zero gradient). A NaN or ``+inf`` logit never
+    becomes a plausible sample: the functional form ``estimator(key, logits)`` checks concrete
+    logits and raises a ``ValueError`` naming ``logits``; under ``jit`` (traced logits) and in
+    :meth:`apply`, every row that has a NaN or ``+inf`` logit is NaN in the sample. Empty batches
+    (a dimension of size 0) give empty samples and gradients.
     """
 
     #: Whether ``k > 1`` (k-subsets by top-k or exact sampling) is defined; see :class:`~numpyro_redge.KSubset`.
@@ -37,6 +45,7 @@ class Estimator:
         """A hard sample of ``logits`` (one-hot for ``k = 1``, k-hot otherwise) with the surrogate
         gradient, from noise drawn from ``key``."""
         logits = jnp.asarray(logits)
+        check_finite_logits(logits)
         return self.apply(logits, *self.sample_noise(key, logits, k=k), k=k)
 
     def sample_noise(self, key, logits, k=1):
@@ -50,7 +59,12 @@ class Estimator:
 
     def _check_k(self, k, logits):
         shape = jnp.shape(logits)
-        check_subset_size(type(self).__name__, self.supports_subsets, k, shape[-1] if shape else 0)
+        if not shape:
+            raise ValueError(
+                "logits must have at least one dimension (the categories or items are on the last axis), "
+                "got a 0-dimensional array"
+            )
+        check_subset_size(type(self).__name__, self.supports_subsets, k, shape[-1])
 
     @classmethod
     def _no_subsets(cls):
@@ -64,3 +78,24 @@ class Estimator:
 def zero_cotangent(noise):
     """The cotangent of a noise input: the noise is not differentiated."""
     return jax.tree_util.tree_map(jnp.zeros_like, noise)
+
+
+def check_finite_logits(logits):
+    """A ``ValueError`` naming ``logits`` if a concrete value is NaN or ``+inf`` (``-inf`` masks a
+    category); traced logits cannot be checked and go through (see :func:`invalid_rows_to_nan`)."""
+    if isinstance(logits, jax.core.Tracer) or not jnp.issubdtype(logits.dtype, jnp.floating):
+        return
+    invalid = np.isnan(logits) | (np.asarray(logits) == np.inf)
+    if invalid.any():
+        raise ValueError(
+            "logits must be real numbers or -inf (a masked category), got NaN or +inf in "
+            f"{int(invalid.any(-1).sum()) if invalid.ndim else 1} row(s)"
+        )
+
+
+def invalid_rows_to_nan(logits, sample):
+    """``sample`` with NaN in every row whose logits hold a NaN or ``+inf`` (works under ``jit``):
+    such a row must never look like a valid draw."""
+    logits = jnp.asarray(logits)
+    invalid = jnp.any(jnp.isnan(logits) | (logits == jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(invalid, jnp.nan, sample)

@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 
 from numpyro_redge._math import compute_dtype, one_hot, sample_gumbel, softmax_vjp
-from numpyro_redge.estimators.base import Estimator, zero_cotangent
+from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 from redge_core.checks import check_positive
+from redge_core.estimator_options import python_hyperparameters
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -53,6 +54,7 @@ class GumbelSoftmax(Estimator):
     temperature: float = 0.5
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_positive("temperature", self.temperature)
 
     def sample_noise(self, key, logits, k=1):
@@ -61,4 +63,4 @@ class GumbelSoftmax(Estimator):
 
     def apply(self, logits, gumbel, *, k=1):
         self._check_k(k, logits)
-        return _gumbel_softmax(jnp.asarray(logits), gumbel, float(self.temperature))
+        return invalid_rows_to_nan(logits, _gumbel_softmax(jnp.asarray(logits), gumbel, float(self.temperature)))

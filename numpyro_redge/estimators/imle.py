@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from numpyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
-from numpyro_redge.estimators.base import Estimator, zero_cotangent
-from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle
+from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
+from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle, python_hyperparameters
 
 
 def sample_perturbation(estimator, key, logits, k):
@@ -78,7 +78,7 @@ class PerturbAndMAP(Estimator):
 
     def apply(self, logits, noise, *, k=1):
         self._check_k(k, logits)
-        return perturb_and_map(jnp.asarray(logits), noise, jnp.zeros(()), self, k)
+        return invalid_rows_to_nan(logits, perturb_and_map(jnp.asarray(logits), noise, jnp.zeros(()), self, k))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +113,7 @@ class IMLE(PerturbAndMAP):
     samples: int = 1
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_imle(self.temperature, self.lam, self.noise, self.samples)
 
     def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):

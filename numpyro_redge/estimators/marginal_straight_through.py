@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from numpyro_redge._math import compute_dtype, log_elementary_symmetric, subset_from_uniform
-from numpyro_redge.estimators.base import Estimator, zero_cotangent
+from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 from numpyro_redge.estimators.straight_through import StraightThrough
 
 
@@ -19,14 +19,19 @@ def _marginal_straight_through_forward(logits, uniform, k):
     return subset_from_uniform(logits_c, k, uniform).astype(logits.dtype), (logits_c, uniform)
 
 
-def _marginal_straight_through_backward(k, residuals, grad_sample):
-    logits_c, uniform = residuals
-
+@functools.partial(jax.jit, static_argnums=(2,))
+def _marginals_vjp(logits, cotangent, k):
+    # Compiled once per shape and k: eagerly, the second-order scan would be traced on every call.
     def marginals(x):
         return jax.grad(lambda y: log_elementary_symmetric(y, k).sum())(x)
 
-    _, pullback = jax.vjp(marginals, logits_c)
-    (grad,) = pullback(grad_sample.astype(logits_c.dtype))
+    _, pullback = jax.vjp(marginals, logits)
+    return pullback(cotangent)[0]
+
+
+def _marginal_straight_through_backward(k, residuals, grad_sample):
+    logits_c, uniform = residuals
+    grad = _marginals_vjp(logits_c, grad_sample.astype(logits_c.dtype), k)
     return grad.astype(grad_sample.dtype), zero_cotangent(uniform)
 
 
@@ -65,4 +70,4 @@ class MarginalStraightThrough(Estimator):
         self._check_k(k, logits)
         if k == 1:
             return StraightThrough().apply(logits, uniform)
-        return _marginal_straight_through(jnp.asarray(logits), uniform, k)
+        return invalid_rows_to_nan(logits, _marginal_straight_through(jnp.asarray(logits), uniform, k))

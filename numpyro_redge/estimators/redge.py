@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 
 from numpyro_redge._math import categorical_from_uniform, compute_dtype, one_hot, sample_uniform, softmax_vjp
-from numpyro_redge.estimators.base import Estimator, zero_cotangent
-from redge_core.estimator_options import COV_MIN_VARIANCE, check_redge
+from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
+from redge_core.estimator_options import COV_MIN_VARIANCE, check_redge, python_hyperparameters
 from redge_core.schedules import ddim_schedule
 
 
@@ -138,6 +138,7 @@ class ReDGE(Estimator):
     variant: str = "mean"
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_redge(self.num_steps, self.t1, self.variant)
 
     def sample_noise(self, key, logits, k=1):
@@ -149,4 +150,4 @@ class ReDGE(Estimator):
 
     def apply(self, logits, gaussian, uniform, *, k=1):
         self._check_k(k, logits)
-        return _redge(jnp.asarray(logits), gaussian, uniform, self)
+        return invalid_rows_to_nan(logits, _redge(jnp.asarray(logits), gaussian, uniform, self))

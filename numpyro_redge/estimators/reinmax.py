@@ -11,8 +11,9 @@ from numpyro_redge._math import (
     sample_uniform,
     softmax_vjp,
 )
-from numpyro_redge.estimators.base import Estimator, zero_cotangent
+from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 from redge_core.checks import check_positive
+from redge_core.estimator_options import python_hyperparameters
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -33,9 +34,15 @@ def _reinmax_backward(temperature, residuals, grad_sample):
     tempered = probs if temperature == 1.0 else jax.nn.softmax(logits_c / temperature, axis=-1)
     midpoint = 0.5 * (tempered + one_hot(index, probs))
     grad = softmax_vjp(midpoint, 2.0 * cotangent) - softmax_vjp(probs, 0.5 * cotangent)
-    # The reference centres the gradient; it is already centred up to rounding.
-    grad = grad - grad.mean(-1, keepdims=True)
-    return grad.astype(grad_sample.dtype), zero_cotangent(uniform)
+    # The reference centres the gradient; it is already centred up to rounding. Masked classes
+    # (probability 0) are left out of the centring, so that their gradient stays exactly 0.
+    masked = probs == 0
+    count = jnp.maximum((~masked).sum(-1, keepdims=True), 1)
+    masked_mean = jnp.where(masked, 0.0, grad).sum(-1, keepdims=True) / count
+    centred = jnp.where(
+        masked.any(-1, keepdims=True), jnp.where(masked, 0.0, grad - masked_mean), grad - grad.mean(-1, keepdims=True)
+    )
+    return centred.astype(grad_sample.dtype), zero_cotangent(uniform)
 
 
 _reinmax.defvjp(_reinmax_forward, _reinmax_backward)
@@ -64,6 +71,7 @@ class ReinMax(Estimator):
     temperature: float = 1.0
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_positive("temperature", self.temperature)
 
     def sample_noise(self, key, logits, k=1):
@@ -72,4 +80,4 @@ class ReinMax(Estimator):
 
     def apply(self, logits, uniform, *, k=1):
         self._check_k(k, logits)
-        return _reinmax(jnp.asarray(logits), uniform, float(self.temperature))
+        return invalid_rows_to_nan(logits, _reinmax(jnp.asarray(logits), uniform, float(self.temperature)))

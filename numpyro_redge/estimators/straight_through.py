@@ -10,7 +10,7 @@ from numpyro_redge._math import (
     sample_uniform,
     softmax_vjp,
 )
-from numpyro_redge.estimators.base import Estimator, zero_cotangent
+from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 
 
 @jax.custom_vjp
@@ -55,4 +55,4 @@ class StraightThrough(Estimator):
 
     def apply(self, logits, uniform, *, k=1):
         self._check_k(k, logits)
-        return _straight_through(jnp.asarray(logits), uniform)
+        return invalid_rows_to_nan(logits, _straight_through(jnp.asarray(logits), uniform))

@@ -1,5 +1,6 @@
 import contextlib
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,26 @@ def unwrap(fn):
     return fn, reinterpreted
 
 
+class UnrelaxedModelWarning(UserWarning):
+    """A model given to :class:`AutoRelaxed` keeps host discrete latent sites: SVI given that model
+    (rather than the relaxed one) fits a wrong posterior without an error."""
+
+
+def warn_unrelaxed(sites, package):
+    """Warn, naming ``sites`` (``{name: host class name}``) and the fix, if there are any."""
+    if sites:
+        listed = ", ".join(f"'{name}' ({kind})" for name, kind in sites.items())
+        warnings.warn(
+            "AutoRelaxed: the model keeps unobserved sites of the host's discrete distributions: "
+            f"{listed}. SVI given this model scores the guide's draws with the host log_prob, which is not "
+            "differentiable in the value, and converges to a wrong posterior without an error. "
+            "Relax the model and give the relaxed one to both SVI and the guide: "
+            f"model = {package}.relax(model, estimator) (or pass guide.model to SVI).",
+            UnrelaxedModelWarning,
+            stacklevel=4,
+        )
+
+
 class AutoRelaxed(AutoGuide):
     r"""An autoguide for models with discrete latent variables: a mean-field guide of our
     distributions on every discrete latent site (the same family as the prior, with its own
@@ -31,12 +52,21 @@ class AutoRelaxed(AutoGuide):
     unconstrained; each registered class says which parameter, through ``guide_parameter`` and
     ``guide``), and :class:`~numpyro.infer.autoguide.AutoNormal` on the continuous ones.
 
-    The guide relaxes its copy of the model with :func:`~numpyro_redge.infer.relax`; give SVI the
-    relaxed model too, so that NumPyro sees no discrete latent site (and does not warn)::
+
+    **The model given to SVI must be relaxed too.** The guide relaxes its own copy of the model
+    with :func:`~numpyro_redge.infer.relax` (that copy is :attr:`model`); a model that keeps a host
+    discrete latent site scores the guide's draws with the host ``log_prob``, which is not
+    differentiable in the value: SVI would then run without an error and converge to a wrong
+    posterior. Relax the model once and give it to both::
 
         model = numpyro_redge.relax(model, ReinMax())
         guide = numpyro_redge.AutoRelaxed(model, ReinMax())
         svi = SVI(model, guide, optax.adam(1e-2), Trace_ELBO())
+
+    (``SVI(guide.model, guide, ...)`` is the same). When the model given to ``AutoRelaxed`` has
+    host discrete latent sites, the guide warns once, when it first traces the model, with an
+    :class:`UnrelaxedModelWarning` naming the sites and this fix; relaxing the model first
+    silences it. A hand-written guide of our distributions needs the same relaxed model.
 
     Works inside plates (with subsampling), under ``jit`` (count sites need a static
     ``truncation``) and with :class:`~numpyro.infer.Predictive`; :meth:`median` returns the mode
@@ -55,6 +85,7 @@ class AutoRelaxed(AutoGuide):
             raise ValueError(f"init_scale must be a float > 0, got {init_scale!r}")
         self.estimator, self.truncation, self._init_scale = estimator, truncation, init_scale
         self._discrete, self._continuous = {}, None
+        self._given_model = model
         super().__init__(relax(model, estimator, truncation), prefix=prefix, create_plates=create_plates)
 
     def _setup_prototype(self, *args, **kwargs):
@@ -62,7 +93,19 @@ class AutoRelaxed(AutoGuide):
         # values are discrete), so trace the model directly.
         rng_key = numpyro.prng_key()
         with handlers.block():
+            given = handlers.trace(handlers.seed(self._given_model, rng_key)).get_trace(*args, **kwargs)
             self.prototype_trace = handlers.trace(handlers.seed(self.model, rng_key)).get_trace(*args, **kwargs)
+        warn_unrelaxed(
+            {
+                name: type(unwrap(site["fn"])[0]).__name__
+                for name, site in given.items()
+                if site["type"] == "sample"
+                and not site["is_observed"]
+                and site["fn"].support.is_discrete
+                and not REGISTRY.is_ours(unwrap(site["fn"])[0])
+            },
+            "numpyro_redge",
+        )
         self._prototype_frames, self._prototype_frame_full_sizes = {}, {}
         continuous = []
         noise_key = jax.random.PRNGKey(0) if rng_key is None else rng_key

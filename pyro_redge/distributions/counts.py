@@ -1,16 +1,19 @@
 """Count distributions reparameterized by the generalized Gumbel-softmax construction: thin
 specialisations of :class:`~pyro_redge.distributions.reparameterized_discrete.ReparameterizedDiscrete`
-over the host's own. Each parameter accepts what the host's distribution accepts."""
+over the host's own. Each parameter accepts what the host's distribution accepts; ``truncation``,
+``tail_mass`` (≥ 1e-12) and ``max_support`` (the largest support built, 10⁶ values by default) are
+those of :class:`ReparameterizedDiscrete`, and :meth:`guide` keeps the prior's."""
 
 import pyro.distributions as host
 import torch
 from torch.distributions import constraints
+from torch.distributions.utils import broadcast_all
 
 from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete
 from pyro_redge.distributions.util import probs_or_logits
 from pyro_redge.estimators import ReDGE
-from redge_core.support import DEFAULT_TAIL_MASS
+from redge_core.support import DEFAULT_MAX_SUPPORT, DEFAULT_TAIL_MASS
 
 
 class _HostParameters:
@@ -33,6 +36,14 @@ class _HostParameters:
         return self.base.logits
 
 
+def _poisson_log_prob(base, value):
+    """The host's Poisson log-pmf, with a gradient in the rate that is not NaN at ``rate = 0``:
+    ``value · log(rate)`` reads the rate only where ``value ≠ 0`` (the host's ``xlogy`` has the
+    derivative ``value / rate = 0 / 0`` there). The same floating-point operations as the host's."""
+    rate, value = broadcast_all(base.rate, value)
+    return value.xlogy(torch.where(value == 0, torch.ones_like(rate), rate)) - rate - (value + 1).lgamma()
+
+
 class Poisson(_HostParameters, ReparameterizedDiscrete):
     r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`ReparameterizedDiscrete`),
 
@@ -42,10 +53,19 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
     """
 
     arg_constraints = host.Poisson.arg_constraints
+    _log_prob_of = staticmethod(_poisson_log_prob)
 
-    def __init__(self, rate, estimator=ReDGE(), truncation=None, tail_mass=DEFAULT_TAIL_MASS, validate_args=None):
+    def __init__(
+        self,
+        rate,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=DEFAULT_TAIL_MASS,
+        validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
+    ):
         base = host.Poisson(rate, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args, max_support)
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Poisson, _instance))
@@ -60,8 +80,8 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
         return self.rate, constraints.positive
 
     def guide(self, parameter, estimator, truncation=None):
-        """A ``Poisson`` of rate ``parameter`` (and this one's ``tail_mass``)."""
-        return Poisson(parameter, estimator, truncation, self.tail_mass)
+        """A ``Poisson`` of rate ``parameter`` (and this one's ``tail_mass`` and ``max_support``)."""
+        return Poisson(parameter, estimator, truncation, self.tail_mass, max_support=self.max_support)
 
 
 class Binomial(_HostParameters, ReparameterizedDiscrete):
@@ -86,9 +106,10 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
     ):
         base = host.Binomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args, max_support)
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Binomial, _instance))
@@ -106,7 +127,12 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
     def guide(self, parameter, estimator, truncation=None):
         """A ``Binomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
         return Binomial(
-            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+            self.total_count,
+            logits=parameter,
+            estimator=estimator,
+            truncation=truncation,
+            tail_mass=self.tail_mass,
+            max_support=self.max_support,
         )
 
 
@@ -130,9 +156,10 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
     ):
         base = host.Geometric(probs=probs, logits=logits, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args, max_support)
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Geometric, _instance))
@@ -148,7 +175,13 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
 
     def guide(self, parameter, estimator, truncation=None):
         """A ``Geometric`` with logits ``parameter`` (and this one's ``tail_mass``)."""
-        return Geometric(logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass)
+        return Geometric(
+            logits=parameter,
+            estimator=estimator,
+            truncation=truncation,
+            tail_mass=self.tail_mass,
+            max_support=self.max_support,
+        )
 
 
 class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
@@ -174,9 +207,10 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         validate_args=None,
+        max_support=DEFAULT_MAX_SUPPORT,
     ):
         base = host.NegativeBinomial(total_count, probs=probs, logits=logits, validate_args=validate_args)
-        super().__init__(base, estimator, truncation, tail_mass, validate_args)
+        super().__init__(base, estimator, truncation, tail_mass, validate_args, max_support)
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(NegativeBinomial, _instance))
@@ -194,7 +228,12 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     def guide(self, parameter, estimator, truncation=None):
         """A ``NegativeBinomial`` of this ``total_count`` (and ``tail_mass``) with logits ``parameter``."""
         return NegativeBinomial(
-            self.total_count, logits=parameter, estimator=estimator, truncation=truncation, tail_mass=self.tail_mass
+            self.total_count,
+            logits=parameter,
+            estimator=estimator,
+            truncation=truncation,
+            tail_mass=self.tail_mass,
+            max_support=self.max_support,
         )
 
 

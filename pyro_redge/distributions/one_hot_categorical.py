@@ -4,7 +4,13 @@ from torch.distributions import constraints
 
 from pyro_redge._math import categorical_kl, expected_log_prob, safe_log
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.util import check_estimator, check_simplex, probs_or_logits, validation_enabled
+from pyro_redge.distributions.util import (
+    check_estimator,
+    check_real_logits,
+    check_simplex,
+    probs_or_logits,
+    validation_enabled,
+)
 from pyro_redge.estimators import ReDGE
 
 
@@ -24,6 +30,9 @@ class OneHotCategorical(host.OneHotCategorical):
     :param torch.Tensor logits: event log-probabilities (unnormalised).
     :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
         :class:`~pyro_redge.estimators.ReDGE` with its defaults.
+
+    Under validation the parameters are checked in float32 at least: torch checks the probabilities
+    derived from float16 or bfloat16 logits in that precision, and refuses a few percent of valid ones.
     """
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
@@ -34,11 +43,25 @@ class OneHotCategorical(host.OneHotCategorical):
             raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.estimator = check_estimator(estimator, type(self).__name__)
         self._parameterized_by_logits = logits is not None
-        if probs is not None and validation_enabled(validate_args):
+        validate = validation_enabled(validate_args)
+        if validate:
             # torch.distributions.Categorical divides probs by their sum before validating them,
-            # which would silently accept probabilities that do not sum to one.
-            check_simplex("probs", probs)
-        super().__init__(probs=probs, logits=logits, validate_args=validate_args)
+            # which would silently accept probabilities that do not sum to one; and it checks in the
+            # parameter's own precision. Ours check once, in float32 at least; torch's are skipped.
+            if probs is not None:
+                check_simplex("probs", probs)
+            else:
+                check_real_logits("logits", logits)
+        default = torch.distributions.Distribution._validate_args
+        torch.distributions.Distribution.set_default_validate_args(False)
+        try:
+            super().__init__(probs=probs, logits=logits, validate_args=False)
+        finally:
+            torch.distributions.Distribution.set_default_validate_args(default)
+        if validate_args is None:
+            del self._validate_args  # follow the global default, as torch does
+        else:
+            self._validate_args = validate
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(OneHotCategorical, _instance)

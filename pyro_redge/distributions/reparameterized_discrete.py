@@ -1,4 +1,5 @@
 import copy
+import math
 import warnings
 
 import torch
@@ -55,6 +56,23 @@ def _parameter_dtype(distribution):
     return torch.get_default_dtype()
 
 
+def _compute_dtype(dtype):
+    """The dtype the log-pmf is computed in: the parameters' own, at least float32 (a half-precision
+    grid cannot even hold the counts above 2048, nor ``lgamma`` of them)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _largest_exact_integer(dtype):
+    """The largest ``n`` such that every integer in ``0..n`` is exact in the float ``dtype``."""
+    return 2 ** (round(-math.log2(torch.finfo(dtype).eps)) + 1)
+
+
+def _parameter_names(distribution):
+    """The names of the host distribution's own parameters, for messages."""
+    names = [name for name in distribution.arg_constraints if name in distribution.__dict__]
+    return ", ".join(names) or "its parameters"
+
+
 def _parameter_device(distribution):
     for value in distribution.__dict__.values():
         if isinstance(value, torch.Tensor):
@@ -62,22 +80,37 @@ def _parameter_device(distribution):
     return torch.device("cpu")
 
 
-def _float64(distribution):
-    """A copy whose floating parameters are float64, without gradients: the tail is 1 − CDF,
-    resolved to ~1e-13 only if the pmf is float64."""
+def _cast(distribution, dtype, detach=False):
+    """A copy whose floating parameters are in ``dtype`` (``detach``: without gradients; otherwise the
+    cast is differentiable), or ``distribution`` itself when they already are."""
+    tensors = {
+        name: value
+        for name, value in distribution.__dict__.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point()
+    }
+    if not detach and all(value.dtype == dtype for value in tensors.values()):
+        return distribution
     copied = copy.copy(distribution)
-    for name, value in list(distribution.__dict__.items()):
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            setattr(copied, name, value.detach().double())
+    for name, value in tensors.items():
+        setattr(copied, name, (value.detach() if detach else value).to(dtype))
     return copied
 
 
-def _find_truncation(distribution, tail_mass, log_prob=_unvalidated_log_prob):
+def _float64(distribution):
+    """A copy whose floating parameters are float64, without gradients: the tail is 1 − CDF,
+    resolved to ~1e-13 only if the pmf is float64."""
+    return _cast(distribution, torch.float64, detach=True)
+
+
+def _find_truncation(
+    distribution, tail_mass, log_prob=_unvalidated_log_prob, max_support=support.DEFAULT_MAX_SUPPORT, owner=None
+):
     """``K`` of a host distribution with an integer support, by :func:`redge_core.support.truncation_point`
-    on its float64 log-pmf (one host synchronisation: ``K`` is a shape)."""
+    on its float64 log-pmf (one host synchronisation: ``K`` is a shape); at most ``max_support``
+    values, or a ``ValueError`` naming the parameters and the cap."""
     lower, upper = support_bounds(distribution.support)
     if isinstance(upper, torch.Tensor):
-        upper = int(upper.max().item())
+        upper = int(upper.max().item()) if upper.numel() else lower
     exact = _float64(distribution)
     device = _parameter_device(distribution)
     try:
@@ -90,6 +123,9 @@ def _find_truncation(distribution, tail_mass, log_prob=_unvalidated_log_prob):
         tail_mass,
         support.truncation_guess(mean, stddev, lower),
         upper,
+        max_support,
+        owner or type(distribution).__name__,
+        _parameter_names(distribution),
     )
 
 
@@ -118,8 +154,23 @@ class ReparameterizedDiscrete(TorchDistribution):
     :param base: a host discrete distribution with an integer support and empty event shape.
     :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
         :class:`~pyro_redge.estimators.ReDGE`.
+    **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
+    :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
+    ``truncation=`` beyond it, or parameters whose tail reaches beyond it, such as
+    ``Geometric(logits=-30)``), parameters with an infinite mean (``rate=inf``) or a NaN log-pmf is a
+    ``ValueError`` naming the arguments and the cap, raised before anything larger is allocated.
+    ``tail_mass`` is at least :data:`redge_core.support.MIN_TAIL_MASS` (1e-12), the smallest tail the
+    float64 search resolves.
+
+    **Precision and empty batches.** The support and the log-pmf are computed in the parameters'
+    dtype, but at least float32 (the search in float64); values, ``log_prob``, moments and the
+    dropped mass are returned in the parameters' dtype, values only where it holds every count of
+    the support exactly (float16 up to 2048, bfloat16 up to 256), else in float32. An empty batch
+    gives empty results.
+
     :param int truncation: the largest value kept, or ``None`` to choose it from ``tail_mass``.
-    :param float tail_mass: the largest upper tail mass that may be dropped, in (0, 1).
+    :param float tail_mass: the largest upper tail mass that may be dropped, in ``[1e-12, 1)``.
+    :param int max_support: the largest number of values the support may keep (default 10⁶).
 
     **References**
 
@@ -133,7 +184,13 @@ class ReparameterizedDiscrete(TorchDistribution):
     _log_prob_of = staticmethod(_unvalidated_log_prob)
 
     def __init__(
-        self, base, estimator=ReDGE(), truncation=None, tail_mass=support.DEFAULT_TAIL_MASS, validate_args=None
+        self,
+        base,
+        estimator=ReDGE(),
+        truncation=None,
+        tail_mass=support.DEFAULT_TAIL_MASS,
+        validate_args=None,
+        max_support=support.DEFAULT_MAX_SUPPORT,
     ):
         if not isinstance(base, torch.distributions.Distribution):
             raise ValueError(f"base must be a torch/Pyro distribution, got {base!r}")
@@ -141,7 +198,8 @@ class ReparameterizedDiscrete(TorchDistribution):
             raise ValueError(f"base must have an empty event shape, got {tuple(base.event_shape)}")
         self._lower, self._upper = support_bounds(base.support)
         self.tail_mass = support.check_tail_mass(tail_mass)
-        self.truncation = support.check_truncation(truncation, self._lower)
+        self.max_support = support.check_max_support(max_support)
+        self.truncation = support.check_truncation(truncation, self._lower, self.max_support)
         self.base = base
         self.estimator = check_estimator(estimator, type(self).__name__)
         self._truncation_point = self.truncation
@@ -151,12 +209,23 @@ class ReparameterizedDiscrete(TorchDistribution):
     def support(self):
         return self.base.support
 
+    @classmethod
+    def infer_shapes(cls, **arg_shapes):
+        """``(batch_shape, event_shape)`` from the shapes of the parameters: their broadcast shape,
+        and an empty event shape (the ``base`` of the generic class is a distribution, not an
+        array: its batch shape is the batch shape)."""
+        shapes = [tuple(shape) for name, shape in arg_shapes.items() if name in cls.arg_constraints]
+        if "base" in arg_shapes:
+            shapes.append(tuple(arg_shapes["base"]))
+        return torch.Size(torch.broadcast_shapes(*shapes)), torch.Size()
+
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(ReparameterizedDiscrete, _instance)
         new.base = self.base.expand(batch_shape)
         new.estimator = self.estimator
         new.truncation = self.truncation
         new.tail_mass = self.tail_mass
+        new.max_support = self.max_support
         new._lower, new._upper = support_bounds(new.base.support)
         # The same parameters, broadcast: the same K, without a second search.
         new._truncation_point = self._truncation_point
@@ -169,34 +238,52 @@ class ReparameterizedDiscrete(TorchDistribution):
         """Ours over the host distribution ``fn`` (any integer support, empty event shape)."""
         return cls(fn, estimator=estimator, truncation=truncation)
 
+    def _dtypes(self):
+        """``(parameter dtype, compute dtype, value dtype)``: see the class docstring."""
+        dtype = _parameter_dtype(self.base)
+        compute = _compute_dtype(dtype)
+        exact = self.truncation_point() <= _largest_exact_integer(dtype)
+        return dtype, compute, dtype if exact else compute
+
+    def _computing_base(self):
+        """The base with its floating parameters in the compute dtype (itself unless they are in
+        half precision; the cast is differentiable)."""
+        return _cast(self.base, _compute_dtype(_parameter_dtype(self.base)))
+
     def _base_log_prob(self, value):
-        """The base's log-pmf at ``value``, without validation (the grid leaves the support)."""
-        return self._log_prob_of(self.base, value)
+        """The base's log-pmf at ``value`` in the compute dtype, without validation (the grid
+        leaves the support)."""
+        base = self._computing_base()
+        return self._log_prob_of(base, value.to(_compute_dtype(_parameter_dtype(self.base))))
 
     def _grid_log_pmf(self, values):
-        """The base log-pmf on ``values`` (1-D, in the dtype to compute in), grid on the last
-        axis, ``-inf`` off the support."""
-        return _log_pmf_on_grid(self.base, values, self._log_prob_of)
+        """The base log-pmf on ``values`` (1-D, in the compute dtype), grid on the last axis,
+        ``-inf`` off the support."""
+        return _log_pmf_on_grid(self._computing_base(), values, self._log_prob_of)
 
     def log_prob_on_grid(self, values):
         """``log_prob`` of each value of a 1-D grid, grid on the last axis: ``-inf`` off the base's
         support, no validation error (for exact sums over a support, as in the KL)."""
+        dtype, compute, _ = self._dtypes()
         _, log_pmf = self._support_and_log_pmf()
-        return self._grid_log_pmf(values) - torch.logsumexp(log_pmf, dim=-1, keepdim=True)
+        grid = self._grid_log_pmf(values.to(compute))
+        return (grid - torch.logsumexp(log_pmf, dim=-1, keepdim=True)).to(dtype)
 
     def truncation_point(self):
         """``K``, the largest value kept: fixed, or chosen from ``tail_mass`` and the parameters at
         the first call, then kept by the instance."""
         if self._truncation_point is None:
-            self._truncation_point = _find_truncation(self.base, self.tail_mass, self._log_prob_of)
+            self._truncation_point = _find_truncation(
+                self.base, self.tail_mass, self._log_prob_of, self.max_support, type(self).__name__
+            )
         return self._truncation_point
 
     def _support_values(self):
-        """The kept values ``l..K``, in the parameters' dtype and device."""
+        """The kept values ``l..K``, in the compute dtype and the parameters' device."""
         return torch.arange(
             self._lower,
             self.truncation_point() + 1,
-            dtype=_parameter_dtype(self.base),
+            dtype=_compute_dtype(_parameter_dtype(self.base)),
             device=_parameter_device(self.base),
         )
 
@@ -215,10 +302,13 @@ class ReparameterizedDiscrete(TorchDistribution):
         return torch.as_tensor(tail, dtype=_parameter_dtype(self.base), device=device)
 
     def rsample(self, sample_shape=torch.Size()):
+        _, _, value_dtype = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
         shape = self._extended_shape(sample_shape) + values.shape
+        if 0 in shape:  # nothing to draw (an empty batch or sample shape): no estimator call
+            return log_pmf.new_zeros(shape[:-1], dtype=value_dtype)
         one_hot = self.estimator(log_pmf.expand(shape))
-        return (one_hot * values).sum(-1)
+        return (one_hot * values).sum(-1).to(value_dtype)
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
@@ -227,11 +317,13 @@ class ReparameterizedDiscrete(TorchDistribution):
     def log_prob(self, value):
         if self._validate_args:
             self._validate_sample(value)
+        dtype, _, _ = self._dtypes()
         _, log_pmf = self._support_and_log_pmf()
-        return self._base_log_prob(value) - torch.logsumexp(log_pmf, dim=-1)
+        return (self._base_log_prob(value) - torch.logsumexp(log_pmf, dim=-1)).to(dtype)
 
     def enumerate_support(self, expand=True):
-        values = self._support_values()
+        _, _, value_dtype = self._dtypes()
+        values = self._support_values().to(value_dtype)
         values = values.reshape((-1,) + (1,) * len(self.batch_shape))
         if expand:
             values = values.expand((len(values),) + self.batch_shape)
@@ -239,23 +331,28 @@ class ReparameterizedDiscrete(TorchDistribution):
 
     @property
     def mean(self):
+        dtype, _, _ = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
-        return (torch.softmax(log_pmf, -1) * values).sum(-1)
+        return (torch.softmax(log_pmf, -1) * values).sum(-1).to(dtype)
 
     @property
     def variance(self):
+        dtype, _, _ = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
         probs = torch.softmax(log_pmf, -1)
         mean = (probs * values).sum(-1, keepdim=True)
-        return (probs * (values - mean) ** 2).sum(-1)
+        return (probs * (values - mean) ** 2).sum(-1).to(dtype)
 
     @property
     def mode(self):
         """The most probable kept value of each batch element (the smallest, on a tie), in the
         value's shape and dtype."""
+        _, _, value_dtype = self._dtypes()
         with torch.no_grad():
             values, log_pmf = self._support_and_log_pmf()
-            return values[log_pmf.argmax(-1)]
+            if log_pmf.numel() == 0:
+                return values.new_zeros(self.batch_shape, dtype=value_dtype)
+            return values[log_pmf.argmax(-1)].to(value_dtype)
 
     @staticmethod
     def kl_divergence(p, q):
@@ -267,7 +364,7 @@ class ReparameterizedDiscrete(TorchDistribution):
             values = p._support_values()
         else:
             lower, _ = support_bounds(p.support)
-            K = _find_truncation(p, support.DEFAULT_TAIL_MASS)
+            K = _find_truncation(p, support.DEFAULT_TAIL_MASS, owner="kl_divergence")
             values = torch.arange(lower, K + 1, dtype=_parameter_dtype(p), device=_parameter_device(p))
         return categorical_kl(_count_log_pmf_on_grid(p, values), _count_log_pmf_on_grid(q, values))
 

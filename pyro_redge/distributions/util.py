@@ -1,5 +1,4 @@
 import torch
-from torch.distributions import constraints
 
 from pyro_redge.estimators import Estimator
 
@@ -29,12 +28,41 @@ def validation_enabled(validate_args):
     return torch.distributions.Distribution._validate_args
 
 
+def simplex_tolerance(dtype):
+    """How far from one the sum of probabilities stored in ``dtype`` may be: torch's ``1e-6``, or
+    the dtype's rounding of the sum (each stored probability is rounded by half an ulp, so their
+    sum by at most ``eps / 2``) where that is larger (float16, bfloat16)."""
+    return max(1e-6, torch.finfo(dtype).eps) if dtype.is_floating_point else 1e-6
+
+
+def compute_precision(tensor):
+    """``tensor`` in float32 at least: torch checks a float16 or bfloat16 parameter in its own
+    precision, where a valid one fails the simplex check."""
+    if not tensor.dtype.is_floating_point:
+        return tensor.to(torch.get_default_dtype())
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
 def check_simplex(name, probs):
-    """Probabilities that are non-negative and sum to one on the last axis, or a ``ValueError``."""
-    if not bool(constraints.simplex.check(probs).all()):
+    """Probabilities that are non-negative and sum to one on the last axis (in float32 at least,
+    within :func:`simplex_tolerance`), or a ``ValueError``."""
+    wide = compute_precision(probs)
+    valid = (wide >= 0).all(-1) & ((wide.sum(-1) - 1).abs() <= simplex_tolerance(probs.dtype))
+    if not bool(valid.all()):
         raise ValueError(
-            f"{name} must be non-negative and sum to 1 over the last axis (within 1e-6); "
-            f"got {probs!r}. Normalise them, or pass logits."
+            f"{name} must be non-negative and sum to 1 over the last axis (within 1e-6, or the rounding of "
+            f"the probabilities' dtype if larger); got {probs!r}. Normalise them, or pass logits."
+        )
+
+
+def check_real_logits(name, logits):
+    """Logit vectors without NaN or ``+inf`` and with at least one category not ``-inf`` (``-inf``
+    masks a category, as torch allows), or a ``ValueError``."""
+    valid = ~(torch.isnan(logits) | (logits == float("inf"))).any(-1) & (logits != -float("inf")).any(-1)
+    if not bool(valid.all()):
+        raise ValueError(
+            f"{name} must be real (no NaN or +inf; -inf masks a category) with at least one category not -inf "
+            f"over the last axis; got {logits!r}"
         )
 
 

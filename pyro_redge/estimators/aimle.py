@@ -4,8 +4,9 @@ import typing
 import torch
 
 from pyro_redge._math import top_k_one_hot
+from pyro_redge.estimators.base import check_finite_logits, invalid_rows_to_nan
 from pyro_redge.estimators.imle import PerturbAndMAP, _PerturbAndMAPFunction
-from redge_core.estimator_options import check_aimle
+from redge_core.estimator_options import check_aimle, python_hyperparameters
 
 
 class AIMLEState(typing.NamedTuple):
@@ -18,17 +19,30 @@ class AIMLEState(typing.NamedTuple):
     density: torch.Tensor
 
 
+def logits_scale(logits):
+    """The scale :math:`\\max(\\lVert\theta\rVert, 1)` of AIMLE's step, the norm over the finite logits
+    (a masked ``-inf`` logit would make it infinite, and every step zero): identical to the
+    reference's :math:`\\lVert\theta\rVert` for finite logits of norm at least 1, and floored at 1
+    so that all-zero logits, the usual initialisation, still get a nonzero step."""
+    norm = torch.linalg.vector_norm(torch.where(torch.isfinite(logits), logits, 0.0))
+    return torch.clamp(norm, min=1.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class AIMLE(PerturbAndMAP):
     r"""Adaptive IMLE: perturb-and-MAP (see :class:`IMLE`) whose target step adapts to the scale of
     the logits and of the incoming gradient :math:`g`,
 
-    .. math:: \lambda = \beta\,\frac{\lVert\theta\rVert}{\lVert g\rVert}, \qquad
+    .. math:: \lambda = \beta\,\frac{\max(\lVert\theta\rVert, 1)}{\lVert g\rVert}, \qquad
         \nabla_\theta \approx \frac{\mathrm{MAP}(\theta + \lambda g + \tau\varepsilon)
         - \mathrm{MAP}(\theta - \lambda g + \tau\varepsilon)}{2\lambda}
 
     (the central difference; with ``symmetric=False`` the one-sided IMLE difference), where MAP is
-    the argmax (``k = 1``) or the top-k (``k > 1``). :math:`\beta` is adapted between steps so that
+    the argmax (``k = 1``) or the top-k (``k > 1``). The norm runs over the finite logits (masked
+    ``-inf`` ones are left out) and is floored at 1, unlike the reference's
+    :math:`\lVert\theta\rVert`: at all-zero logits (the usual initialisation) the reference's step
+    is 0 and optimisation never moves; for finite logits of norm at least 1 the two agree exactly.
+    :math:`\beta` is adapted between steps so that
     the gradient's density :math:`\rho` (nonzero entries per sample) approaches the target
     :math:`\rho^*`: with :math:`\bar\rho` an exponential moving average (``decay`` :math:`\gamma`),
 
@@ -95,6 +109,7 @@ class AIMLE(PerturbAndMAP):
     samples: int = 1
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_aimle(
             self.target_density,
             self.step,
@@ -134,6 +149,7 @@ class AIMLE(PerturbAndMAP):
         return AIMLEState(beta=beta, density=density)
 
     def __call__(self, logits, k=1, beta=None):
+        check_finite_logits(logits)
         return self.apply(logits, *self.sample_noise(logits, k=k), k=k, beta=beta)
 
     def apply(self, logits, noise, *, k=1, beta=None):
@@ -143,7 +159,7 @@ class AIMLE(PerturbAndMAP):
             ``initial_beta``); if it requires grad, its gradient is the observed density.
         """
         self._check_k(k, logits)
-        return _PerturbAndMAPFunction.apply(logits, noise, self._beta(beta), self, k)
+        return invalid_rows_to_nan(logits, _PerturbAndMAPFunction.apply(logits, noise, self._beta(beta), self, k))
 
     def _beta(self, beta):
         if beta is None:
@@ -159,7 +175,7 @@ class AIMLE(PerturbAndMAP):
     def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
         beta = torch.as_tensor(beta, dtype=logits.dtype, device=logits.device)
         gradient_norm = torch.linalg.vector_norm(grad_sample)
-        lam = torch.where(gradient_norm > 0, beta * torch.linalg.vector_norm(logits) / gradient_norm, 0.0)
+        lam = torch.where(gradient_norm > 0, beta * logits_scale(logits) / gradient_norm, 0.0)
         perturbed = self.temperature * noise
         minus = top_k_one_hot(logits - lam * grad_sample + perturbed, k)
         if self.symmetric:

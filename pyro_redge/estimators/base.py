@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import torch
+
 from pyro_redge._math import compute_dtype
 from redge_core.estimator_options import check_subset_size, no_subsets_message
 
@@ -23,6 +25,13 @@ class Estimator:
     - ``estimator(logits, k=1)`` is :meth:`apply` of fresh noise.
 
     An estimator without subsets raises a ``ValueError`` naming ``k`` for ``k != 1``.
+
+    **Invalid logits.** Logits need at least one dimension (the categories) and a floating dtype;
+    ``-inf`` masks a category (never drawn, exactly zero gradient). A NaN or ``+inf`` logit never
+    becomes a plausible sample: the functional form ``estimator(logits)`` checks the values (one
+    reduction) and raises a ``ValueError`` naming ``logits``; :meth:`apply`, the hot path with the
+    noise given, does not synchronise and returns NaN in every row that has a NaN or ``+inf``
+    logit. Empty batches (a dimension of size 0) give empty samples and gradients.
     """
 
     #: Whether ``k > 1`` (k-subsets by top-k or exact sampling) is defined; see :class:`~pyro_redge.KSubset`.
@@ -33,6 +42,7 @@ class Estimator:
     def __call__(self, logits, k=1):
         """A hard sample of ``logits`` (one-hot for ``k = 1``, k-hot otherwise) with the surrogate
         gradient, from fresh noise."""
+        check_finite_logits(logits)
         return self.apply(logits, *self.sample_noise(logits, k=k), k=k)
 
     def sample_noise(self, logits, k=1):
@@ -46,7 +56,12 @@ class Estimator:
         raise NotImplementedError
 
     def _check_k(self, k, logits):
-        check_subset_size(type(self).__name__, self.supports_subsets, k, logits.shape[-1] if logits.dim() else 0)
+        if logits.dim() == 0:
+            raise ValueError(
+                "logits must have at least one dimension (the categories or items are on the last axis), "
+                "got a 0-dimensional tensor"
+            )
+        check_subset_size(type(self).__name__, self.supports_subsets, k, logits.shape[-1])
 
     @classmethod
     def _no_subsets(cls):
@@ -55,3 +70,24 @@ class Estimator:
     @staticmethod
     def _noise_dtype(logits):
         return compute_dtype(logits.dtype)
+
+
+def check_finite_logits(logits):
+    """A ``ValueError`` naming ``logits`` if a value is NaN or ``+inf`` (``-inf`` masks a category).
+    One reduction and one synchronisation; skipped while ``torch.jit`` traces (a traced graph cannot
+    branch on values: :func:`invalid_rows_to_nan` then marks the rows)."""
+    if torch.jit.is_tracing() or not (isinstance(logits, torch.Tensor) and logits.is_floating_point()):
+        return
+    invalid = logits.isnan() | (logits == torch.inf)
+    if bool(invalid.any()):
+        raise ValueError(
+            "logits must be real numbers or -inf (a masked category), got NaN or +inf in "
+            f"{int(invalid.any(-1).sum()) if logits.dim() else 1} row(s)"
+        )
+
+
+def invalid_rows_to_nan(logits, sample):
+    """``sample`` with NaN in every row whose logits hold a NaN or ``+inf`` (no synchronisation):
+    such a row must never look like a valid draw."""
+    invalid = (logits.isnan() | (logits == torch.inf)).any(-1, keepdim=True)
+    return torch.where(invalid, torch.nan, sample)

@@ -3,8 +3,9 @@ import dataclasses
 import torch
 
 from pyro_redge._math import compute_dtype, one_hot, sample_gumbel, softmax_vjp
-from pyro_redge.estimators.base import Estimator
+from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
 from redge_core.checks import check_positive
+from redge_core.estimator_options import python_hyperparameters
 
 
 class _GumbelSoftmaxFunction(torch.autograd.Function):
@@ -47,6 +48,7 @@ class GumbelSoftmax(Estimator):
     temperature: float = 0.5
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_positive("temperature", self.temperature)
 
     def sample_noise(self, logits, k=1):
@@ -55,4 +57,4 @@ class GumbelSoftmax(Estimator):
 
     def apply(self, logits, gumbel, *, k=1):
         self._check_k(k, logits)
-        return _GumbelSoftmaxFunction.apply(logits, gumbel, float(self.temperature))
+        return invalid_rows_to_nan(logits, _GumbelSoftmaxFunction.apply(logits, gumbel, float(self.temperature)))

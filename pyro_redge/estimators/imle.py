@@ -4,8 +4,8 @@ import math
 import torch
 
 from pyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
-from pyro_redge.estimators.base import Estimator
-from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle
+from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
+from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle, python_hyperparameters
 
 
 def sample_perturbation(estimator, logits, k):
@@ -77,7 +77,7 @@ class PerturbAndMAP(Estimator):
 
     def apply(self, logits, noise, *, k=1):
         self._check_k(k, logits)
-        return _PerturbAndMAPFunction.apply(logits, noise, None, self, k)
+        return invalid_rows_to_nan(logits, _PerturbAndMAPFunction.apply(logits, noise, None, self, k))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +113,7 @@ class IMLE(PerturbAndMAP):
     samples: int = 1
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_imle(self.temperature, self.lam, self.noise, self.samples)
 
     def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):

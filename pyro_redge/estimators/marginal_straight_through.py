@@ -3,7 +3,7 @@ import dataclasses
 import torch
 
 from pyro_redge._math import compute_dtype, log_elementary_symmetric, subset_from_uniform
-from pyro_redge.estimators.base import Estimator
+from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
 from pyro_redge.estimators.straight_through import StraightThrough
 
 
@@ -59,4 +59,4 @@ class MarginalStraightThrough(Estimator):
         self._check_k(k, logits)
         if k == 1:
             return StraightThrough().apply(logits, uniform)
-        return _MarginalStraightThroughFunction.apply(logits, uniform, k)
+        return invalid_rows_to_nan(logits, _MarginalStraightThroughFunction.apply(logits, uniform, k))

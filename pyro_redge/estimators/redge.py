@@ -3,8 +3,8 @@ import dataclasses
 import torch
 
 from pyro_redge._math import categorical_from_uniform, compute_dtype, one_hot, sample_uniform, softmax_vjp
-from pyro_redge.estimators.base import Estimator
-from redge_core.estimator_options import COV_MIN_VARIANCE, check_redge
+from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
+from redge_core.estimator_options import COV_MIN_VARIANCE, check_redge, python_hyperparameters
 from redge_core.schedules import ddim_schedule
 
 
@@ -136,6 +136,7 @@ class ReDGE(Estimator):
     variant: str = "mean"
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_redge(self.num_steps, self.t1, self.variant)
 
     def sample_noise(self, logits, k=1):
@@ -146,4 +147,4 @@ class ReDGE(Estimator):
 
     def apply(self, logits, gaussian, uniform, *, k=1):
         self._check_k(k, logits)
-        return _ReDGEFunction.apply(logits, gaussian, uniform, self)
+        return invalid_rows_to_nan(logits, _ReDGEFunction.apply(logits, gaussian, uniform, self))

@@ -9,8 +9,9 @@ from pyro_redge._math import (
     sample_uniform,
     softmax_vjp,
 )
-from pyro_redge.estimators.base import Estimator
+from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
 from redge_core.checks import check_positive
+from redge_core.estimator_options import python_hyperparameters
 
 
 class _ReinMaxFunction(torch.autograd.Function):
@@ -35,9 +36,16 @@ class _ReinMaxFunction(torch.autograd.Function):
         tempered = probs if not logits_c else torch.softmax(logits_c[0] / ctx.temperature, dim=-1)
         midpoint = (0.5 * tempered).scatter_add_(-1, index, torch.full_like(index, 0.5, dtype=probs.dtype))
         grad = softmax_vjp(midpoint, 2.0 * grad_sample) - softmax_vjp(probs, 0.5 * grad_sample)
-        # The reference centres the gradient; it is already centred up to rounding.
-        grad = grad - grad.mean(-1, keepdim=True)
-        return grad.to(ctx.logits_dtype), None, None
+        # The reference centres the gradient; it is already centred up to rounding. Masked classes
+        # (probability 0) are left out of the centring, so that their gradient stays exactly 0.
+        masked = probs == 0
+        centred = grad - grad.mean(-1, keepdim=True)
+        if bool(masked.any()):
+            count = (~masked).sum(-1, keepdim=True).clamp(min=1)
+            masked_mean = grad.masked_fill(masked, 0.0).sum(-1, keepdim=True) / count
+            rows = masked.any(-1, keepdim=True)
+            centred = torch.where(rows, (grad - masked_mean).masked_fill(masked, 0.0), centred)
+        return centred.to(ctx.logits_dtype), None, None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +71,7 @@ class ReinMax(Estimator):
     temperature: float = 1.0
 
     def __post_init__(self):
+        python_hyperparameters(self)
         check_positive("temperature", self.temperature)
 
     def sample_noise(self, logits, k=1):
@@ -71,4 +80,4 @@ class ReinMax(Estimator):
 
     def apply(self, logits, uniform, *, k=1):
         self._check_k(k, logits)
-        return _ReinMaxFunction.apply(logits, uniform, float(self.temperature))
+        return invalid_rows_to_nan(logits, _ReinMaxFunction.apply(logits, uniform, float(self.temperature)))

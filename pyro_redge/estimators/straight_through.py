@@ -9,7 +9,7 @@ from pyro_redge._math import (
     sample_uniform,
     softmax_vjp,
 )
-from pyro_redge.estimators.base import Estimator
+from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
 
 
 class _StraightThroughFunction(torch.autograd.Function):
@@ -49,4 +49,4 @@ class StraightThrough(Estimator):
 
     def apply(self, logits, uniform, *, k=1):
         self._check_k(k, logits)
-        return _StraightThroughFunction.apply(logits, uniform)
+        return invalid_rows_to_nan(logits, _StraightThroughFunction.apply(logits, uniform))

@@ -1,4 +1,4 @@
-from pyro_redge.infer.autoguide import AutoRelaxed
+from pyro_redge.infer.autoguide import AutoRelaxed, UnrelaxedModelWarning
 from pyro_redge.infer.reparam import RelaxReparam, relax
 
-__all__ = ["AutoRelaxed", "RelaxReparam", "relax"]
+__all__ = ["AutoRelaxed", "RelaxReparam", "UnrelaxedModelWarning", "relax"]

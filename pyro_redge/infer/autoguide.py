@@ -1,4 +1,5 @@
 import contextlib
+import warnings
 from operator import attrgetter
 
 import pyro
@@ -27,6 +28,26 @@ def unwrap(fn):
     return fn, reinterpreted
 
 
+class UnrelaxedModelWarning(UserWarning):
+    """A model given to :class:`AutoRelaxed` keeps host discrete latent sites: SVI given that model
+    (rather than the relaxed one) fits a wrong posterior without an error."""
+
+
+def warn_unrelaxed(sites, package):
+    """Warn, naming ``sites`` (``{name: host class name}``) and the fix, if there are any."""
+    if sites:
+        listed = ", ".join(f"'{name}' ({kind})" for name, kind in sites.items())
+        warnings.warn(
+            "AutoRelaxed: the model keeps unobserved sites of the host's discrete distributions: "
+            f"{listed}. SVI given this model scores the guide's draws with the host log_prob, which is not "
+            "differentiable in the value, and converges to a wrong posterior without an error. "
+            "Relax the model and give the relaxed one to both SVI and the guide: "
+            f"model = {package}.relax(model, estimator) (or pass guide.model to SVI).",
+            UnrelaxedModelWarning,
+            stacklevel=4,
+        )
+
+
 class AutoRelaxed(AutoGuide):
     r"""An autoguide for models with discrete latent variables: a mean-field guide of our
     distributions on every discrete latent site (the same family as the prior, with its own
@@ -34,13 +55,21 @@ class AutoRelaxed(AutoGuide):
     unconstrained; each registered class says which parameter, through ``guide_parameter`` and
     ``guide``), and :class:`~pyro.infer.autoguide.AutoNormal` on the continuous ones.
 
-    The guide relaxes its copy of the model with :func:`~pyro_redge.infer.relax`; give SVI the
-    relaxed model too, so that the model's discrete ``log_prob`` is differentiable in the value
-    (a host ``OneHotCategorical`` takes an argmax)::
+
+    **The model given to SVI must be relaxed too.** The guide relaxes its own copy of the model
+    with :func:`~pyro_redge.infer.relax` (that copy is :attr:`model`); a model that keeps a host
+    discrete latent site scores the guide's draws with the host ``log_prob``, which is not
+    differentiable in the value (Pyro's ``OneHotCategorical`` takes an argmax of it): SVI would
+    then run without an error and converge to a wrong posterior. Relax the model once and give it to both::
 
         model = pyro_redge.relax(model, ReinMax())
         guide = pyro_redge.AutoRelaxed(model, ReinMax())
         svi = SVI(model, guide, optimizer, Trace_ELBO())
+
+    (``SVI(guide.model, guide, ...)`` is the same). When the model given to ``AutoRelaxed`` has
+    host discrete latent sites, the guide warns once, when it first traces the model, with an
+    :class:`UnrelaxedModelWarning` naming the sites and this fix; relaxing the model first
+    silences it. A hand-written guide of our distributions needs the same relaxed model.
 
     Works inside plates (with subsampling) and with :class:`~pyro.infer.Predictive`;
     :meth:`median` returns the mode of each discrete site and the median of each continuous one;
@@ -57,10 +86,21 @@ class AutoRelaxed(AutoGuide):
         if not isinstance(init_scale, float) or not init_scale > 0:
             raise ValueError(f"init_scale must be a float > 0, got {init_scale!r}")
         self.estimator, self.truncation, self._init_scale = estimator, truncation, init_scale
+        self._given_model = (model,)  # in a tuple, not registered as a submodule (as AutoGuide does)
         super().__init__(relax(model, estimator, truncation), create_plates=create_plates)
 
     def _setup_prototype(self, *args, **kwargs):
         super()._setup_prototype(*args, **kwargs)
+        given = poutine.block(poutine.trace(self._given_model[0]).get_trace)(*args, **kwargs)
+        warn_unrelaxed(
+            {
+                name: type(unwrap(site["fn"])[0]).__name__
+                for name, site in given.iter_stochastic_nodes()
+                if getattr(getattr(site["fn"], "support", None), "is_discrete", False)
+                and not REGISTRY.is_ours(unwrap(site["fn"])[0])
+            },
+            "pyro_redge",
+        )
         self.discrete = PyroModule()
         self._priors, self._reinterpreted = {}, {}
         continuous = []

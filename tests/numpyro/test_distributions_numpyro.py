@@ -84,3 +84,62 @@ def test_one_hot_categorical_refuses_numpyros_integer_enumeration():
     assert float(distribution.log_prob(jnp.array([0, 1, 0]))) == pytest.approx(-np.log(3)), (
         "integer one-hot values are fine"
     )
+
+
+@pytest.mark.parametrize("cls", [numpyro_redge.OneHotCategorical, numpyro_redge.Bernoulli])
+def test_pytree_structure_is_stable_after_reading_the_derived_parameter(cls):
+    """Issue 13 class 11: reading ``.probs`` cached it in ``__dict__`` (NumPyro's lazy_property),
+    which changed the pytree structure, and ``lax.scan`` over distributions failed."""
+    shape = (3, 4) if cls is numpyro_redge.OneHotCategorical else (3,)
+    d = cls(logits=jnp.zeros(shape))
+    before = jax.tree_util.tree_structure(d)
+    assert d.probs is not None and d.logits is not None  # reading them cached them before
+    assert jax.tree_util.tree_structure(d) == before
+    value = d.enumerate_support(expand=False)[1].reshape(d.event_shape)
+    _, log_probs = jax.lax.scan(lambda carry, member: (carry, member.log_prob(value)), 0.0, d)
+    np.testing.assert_allclose(log_probs, d.log_prob(value))
+
+
+def test_out_of_support_value_under_jit_scores_minus_infinity():
+    """Issue 13 class 11: a value that is not one-hot, traced under jit (no eager error possible),
+    got a finite log_prob; as NumPyro's own validate_sample does, it now scores -inf."""
+    d = numpyro_redge.OneHotCategorical(logits=jnp.zeros(3), validate_args=True)
+    log_prob = jax.jit(d.log_prob)(jnp.array([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]]))
+    assert log_prob[0] == -jnp.inf and log_prob[1] == pytest.approx(-np.log(3))
+    b = numpyro_redge.Bernoulli(logits=jnp.zeros(2), validate_args=True)
+    assert bool(jnp.all(jax.jit(b.log_prob)(jnp.array([0.5, 2.0])) == -jnp.inf))
+
+
+def test_relaxed_one_hot_categorical_scores_its_own_underflowing_samples():
+    """Issue 13 class 8: at temperature 0.1 a coordinate of a draw underflows to 0 and log(0) made
+    the density NaN; the draw's log-values (its intermediates, recorded by NumPyro's handlers) keep
+    it finite."""
+    d = numpyro_redge.RelaxedOneHotCategorical(0.1, logits=jnp.array([0.0, 8.0]))
+    value, intermediates = d.sample_with_intermediates(jax.random.PRNGKey(0), (500,))
+    assert bool(jnp.all(value == d.sample(jax.random.PRNGKey(0), (500,)))), "draws unchanged"
+    assert bool(jnp.any(value == 0)), "the case is exercised"
+    assert bool(jnp.all(jnp.isfinite(d.log_prob(value, intermediates))))
+
+    def model():
+        numpyro.sample("y", d.expand([500]).to_event(1))
+
+    trace = handlers.trace(handlers.seed(model, 1)).get_trace()
+    assert bool(jnp.any(trace["y"]["value"] == 0))
+    assert bool(jnp.isfinite(numpyro.infer.util.log_density(handlers.seed(model, 1), (), {}, {})[0]))
+
+
+def test_relaxed_one_hot_categorical_takes_a_traced_temperature():
+    """Issue 13 class 11: the temperature was static (pytree aux data, ``float()``), so it could
+    not be traced; a traced non-positive one cannot be refused and gives NaN, not a plausible point."""
+    key, logits = jax.random.PRNGKey(0), jnp.array([0.3, -0.4, 0.1])
+
+    def draw(temperature):
+        return numpyro_redge.RelaxedOneHotCategorical(temperature, logits=logits).rsample(key)
+
+    np.testing.assert_allclose(jax.jit(draw)(0.7), draw(0.7), rtol=1e-6)  # XLA fuses differently under jit
+    assert bool(jnp.all(jnp.isnan(jax.jit(draw)(-0.7))))
+    value = jnp.array([0.2, 0.3, 0.5])
+    grad = jax.jit(jax.grad(lambda t: numpyro_redge.RelaxedOneHotCategorical(t, logits=logits).log_prob(value)))(0.7)
+    assert bool(jnp.isfinite(grad))
+    with pytest.raises(ValueError, match="temperature"):
+        numpyro_redge.RelaxedOneHotCategorical(jnp.array(-1.0), logits=logits)
