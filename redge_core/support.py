@@ -1,15 +1,20 @@
-"""The truncated support of a count distribution, written once for both hosts (NumPy only).
+"""The support window of a count distribution, written once for both hosts (NumPy/SciPy only).
 
-A count distribution of ours keeps the values ``lower..K``, where ``K`` is the smallest count whose
-upper tail mass :math:`P(N > K)` is below ``tail_mass`` for every batch element. ``K`` is a shape,
-so it is found on the host, once per distribution instance: the host passes a callable that
-returns its log-pmf, in float64, on a NumPy grid of values, and :func:`truncation_point` searches.
+A count distribution of ours keeps the values ``L..K`` (its *window*): ``K`` is the smallest count
+whose upper tail mass :math:`P(N > K)` is below ``tail_mass`` for every batch element, ``L`` the
+largest whose lower tail mass :math:`P(N < L)` is, so the cost follows the law's spread, not its
+mean (a Poisson of rate 10⁶ keeps about 10⁴ values, not 10⁶). The window is a shape, so it is
+found on the host, once per distribution instance, by :func:`support_window`: from SciPy's
+quantiles for the named count families (:func:`scipy_law`; the work is one quantile per batch
+element), or, for any other base, from the host's float64 log-pmf on a grid that starts at the
+support's lower bound (the work is ``batch × K``).
 """
 
 import math
 import numbers
 
 import numpy as np
+from scipy import special, stats
 
 #: The default largest upper tail mass a count distribution may drop.
 DEFAULT_TAIL_MASS = 1e-6
@@ -46,20 +51,130 @@ def check_max_support(max_support):
 
 
 def check_truncation(truncation, lower, max_support=DEFAULT_MAX_SUPPORT):
-    """``truncation`` as ``None`` or an int ``≥ lower`` (the support's lower bound) keeping at most
-    ``max_support`` values, or a ``ValueError`` naming it."""
+    """The window ``(L, K)`` that ``truncation`` fixes, or ``None`` when it is ``None`` (the window is
+    then searched); a ``ValueError`` naming it otherwise. An int ``K ≥ lower`` keeps ``lower..K``
+    (``lower``: the support's lower bound); a pair ``(L, K)`` of ints with ``lower ≤ L ≤ K`` keeps
+    ``L..K``. At most ``max_support`` values."""
     if truncation is None:
         return None
-    if isinstance(truncation, bool) or not isinstance(truncation, numbers.Integral) or truncation < lower:
+    pair = isinstance(truncation, (tuple, list)) and len(truncation) == 2
+    bounds = tuple(truncation) if pair else (lower, truncation)
+    if not all(isinstance(b, numbers.Integral) and not isinstance(b, bool) for b in bounds) or not (
+        lower <= bounds[0] <= bounds[1]
+    ):
         raise ValueError(
-            f"truncation must be None or an integer >= {lower} (the support's lower bound), got {truncation!r}"
+            f"truncation must be None, an integer K >= {lower} (keeping {lower}..K; {lower} is the support's lower "
+            f"bound) or a pair (L, K) of integers with {lower} <= L <= K (keeping L..K), got {truncation!r}"
         )
-    if truncation - lower + 1 > max_support:
+    first, last = int(bounds[0]), int(bounds[1])
+    if last - first + 1 > max_support:
         raise ValueError(
-            f"truncation={truncation} keeps {truncation - lower + 1} values, more than max_support={max_support} "
+            f"truncation={truncation!r} keeps {last - first + 1} values, more than max_support={max_support} "
             "(the largest support the distribution builds); pass a larger max_support= to allow it"
         )
-    return int(truncation)
+    return first, last
+
+
+def _remedy(parameters):
+    return (
+        f"check {parameters}, or pass a larger max_support= (memory grows as batch × support), a larger "
+        "tail_mass=, or a static truncation="
+    )
+
+
+def _too_wide(owner, tail_mass, max_support, first, last, parameters, detail=""):
+    return ValueError(
+        f"{owner}: keeping both tails below tail_mass={tail_mass:g} needs more than max_support={max_support} "
+        f"values ({first}..{last}; max_support is the largest support it builds){detail}; {_remedy(parameters)}"
+    )
+
+
+#: The count families whose window comes from SciPy's quantiles; their parameters as the hosts name them.
+SCIPY_FAMILIES = ("poisson", "binomial", "geometric", "negative_binomial")
+
+
+def scipy_law(family, rate=None, total_count=None, probs=None, logits=None):
+    """The frozen SciPy law of a named count family (parameters as float64 NumPy arrays, broadcast
+    over the batch), counted as the hosts count: ``geometric`` is the number of failures before
+    the first success, ``negative_binomial`` the number of events of probability ``probs``
+    before ``total_count`` stops. From ``logits``, the success and failure probabilities are both
+    computed by ``expit`` (no ``1 − p`` cancellation)."""
+    if family not in SCIPY_FAMILIES:
+        raise ValueError(f"family must be one of {SCIPY_FAMILIES}, got {family!r}")
+    if family == "poisson":
+        return stats.poisson(np.asarray(rate, np.float64))
+    if logits is not None:
+        logits = np.asarray(logits, np.float64)
+        success, failure = special.expit(logits), special.expit(-logits)
+    else:
+        success = np.asarray(probs, np.float64)
+        failure = 1.0 - success
+    if family == "binomial":
+        return stats.binom(np.asarray(total_count, np.float64), success)
+    if family == "geometric":
+        return stats.geom(success, loc=-1)
+    return stats.nbinom(np.asarray(total_count, np.float64), failure)
+
+
+def _refine(start, too_far, lower, upper):
+    """Step each element of ``start`` (clipped to ``[lower, upper]``) by ±1 to the boundary of the
+    monotone predicate ``too_far(k)`` (``False`` below the boundary, ``True`` above): the largest
+    ``k`` with ``too_far(k)`` false. SciPy's quantiles are off by at most a few counts, so this
+    takes a few vectorised steps."""
+    k = np.clip(start, lower, upper)
+    for _ in range(64):
+        down = too_far(k) & (k > lower)
+        up = ~too_far(k + 1) & (k < upper)
+        if not (down.any() or up.any()):
+            return k
+        k = k - down + up
+    raise ArithmeticError("SciPy's quantile is more than 64 counts from its own CDF")
+
+
+def quantile_window(law, lower, upper_limit, tail_mass, max_support, owner, parameters):
+    """The window ``(L, K)`` of the frozen SciPy ``law`` (see :func:`scipy_law`): ``K`` the smallest
+    count with ``P(N > K) < tail_mass``, ``L`` the largest with ``P(N < L) < tail_mass``, each
+    taken over every batch element (``L ≤ K``; ``(lower, lower)`` for an empty batch)."""
+    if np.broadcast(*(np.asarray(argument) for argument in law.args)).size == 0:
+        return lower, lower
+    with np.errstate(all="ignore"):  # SciPy's degenerate laws (p = 1, p = 0) divide by zero on the way
+        return _quantile_window(law, lower, upper_limit, tail_mass, max_support, owner, parameters)
+
+
+def _quantile_window(law, lower, upper_limit, tail_mass, max_support, owner, parameters):
+    upper = np.inf if upper_limit is None else upper_limit
+    first, last = np.asarray(law.ppf(tail_mass), np.float64), np.asarray(law.isf(tail_mass), np.float64)
+    if not (np.isfinite(first).all() and np.isfinite(last).all()):
+        raise ValueError(
+            f"{owner}: its law has no finite tail quantiles (an infinite or NaN parameter, or no mass at all), so no "
+            f"support of at most max_support={max_support} values keeps its tails below tail_mass={tail_mass:g}; "
+            f"{_remedy(parameters)}"
+        )
+    if np.max(last) - np.min(first) + 1 > max_support + 128:  # beyond what refining by a few counts could fix
+        raise _too_wide(owner, tail_mass, max_support, int(np.min(first)), int(np.max(last)), parameters)
+    first = _refine(first, lambda k: law.cdf(k - 1) >= tail_mass, lower, upper)
+    last = _refine(last, lambda k: law.sf(k - 1) < tail_mass, lower, upper)
+    first, last = int(np.min(first)), int(np.max(last))
+    first = min(first, last)
+    if last - first + 1 > max_support:
+        raise _too_wide(owner, tail_mass, max_support, first, last, parameters)
+    return first, last
+
+
+def quantile_dropped_mass(law, window):
+    """``P(N < L) + P(N > K)`` under the frozen SciPy ``law``, per batch element, for the window ``(L, K)``."""
+    first, last = window
+    with np.errstate(all="ignore"):
+        return np.asarray(law.cdf(first - 1) + law.sf(last), np.float64)
+
+
+def grid_dropped_mass(log_pmf, lower, window):
+    """``P(N < L) + P(N > K)`` per batch element, from the float64 log-pmf on the grid ``lower..K``
+    (grid on the last axis) for the window ``(L, K)``."""
+    first, _ = window
+    log_pmf = np.asarray(log_pmf, np.float64)
+    below = np.exp(special.logsumexp(log_pmf[..., : first - lower], axis=-1)) if first > lower else 0.0
+    return upper_tail_mass(log_pmf)[..., -1] + below
 
 
 def upper_tail_mass(log_pmf):
@@ -84,7 +199,7 @@ def truncation_guess(mean, stddev, lower):
     return math.inf if not math.isfinite(end) else math.ceil(end) + GUESS_MARGIN
 
 
-def truncation_point(
+def grid_window(
     log_pmf_on,
     lower,
     tail_mass,
@@ -94,8 +209,9 @@ def truncation_point(
     owner="the distribution",
     parameters="its parameters",
 ):
-    """The smallest ``K ≥ lower`` whose upper tail ``P(N > K)`` is below ``tail_mass`` for every
-    batch element (``lower`` for an empty batch).
+    """The window ``(L, K)`` from the log-pmf on a grid: ``K ≥ lower`` the smallest count whose upper
+    tail ``P(N > K)`` is below ``tail_mass`` for every batch element, ``L`` the largest whose lower
+    tail ``P(N < L)`` is (``(lower, lower)`` for an empty batch).
 
     ``log_pmf_on(values)`` returns the log-pmf (float64, ``-inf`` off the support) on a 1-D NumPy
     grid of values, with the grid on the last axis. The grid starts at ``lower`` and ends at
@@ -108,10 +224,7 @@ def truncation_point(
     non-finite moments (an infinite ``guess``) before any grid is built, a NaN log-pmf, or no ``K``
     within ``max_support`` values.
     """
-    remedy = (
-        f"check {parameters}, or pass a larger max_support= (memory grows as batch × support), a larger "
-        "tail_mass=, or a static truncation="
-    )
+    remedy = _remedy(parameters)
     if not math.isfinite(guess):
         raise ValueError(
             f"{owner}: its mean or variance is not finite, so no support of at most max_support={max_support} "
@@ -128,15 +241,42 @@ def truncation_point(
             raise ValueError(f"{owner}: the log-pmf is NaN on its support; check {parameters} (finite, in range)")
         tail = upper_tail_mass(log_pmf)
         small = (tail < tail_mass).reshape(-1, tail.shape[-1]).all(0)
-        if small.any():
-            return lower + int(small.argmax())
-        if upper_limit is not None and end >= upper_limit:
-            return int(upper_limit)
+        if small.any() or (upper_limit is not None and end >= upper_limit):
+            last = lower + int(small.argmax()) if small.any() else int(upper_limit)
+            return _lower_end(log_pmf, lower, last, tail_mass), last
         if end >= cap:
             massless = np.all(log_pmf == -np.inf, axis=-1).any()
             detail = f" (some batch element has no mass at all on {lower}..{cap})" if massless else ""
-            raise ValueError(
-                f"{owner}: keeping the upper tail below tail_mass={tail_mass:g} needs more than "
-                f"max_support={max_support} values ({lower}..{cap}, the largest support it builds){detail}; {remedy}"
-            )
+            raise _too_wide(owner, tail_mass, max_support, lower, cap, parameters, detail)
         end = min(cap, 2 * end + 1)
+
+
+def _lower_end(log_pmf, lower, last, tail_mass):
+    """``L``: the largest count ``≤ last`` with ``P(N < L) < tail_mass`` for every batch element,
+    from the log-pmf on the grid ``lower..`` (the lower tail is the CDF before ``L``)."""
+    if log_pmf.size == 0:
+        return lower
+    below = np.exp(np.logaddexp.accumulate(log_pmf, axis=-1))[..., : last - lower]  # P(N ≤ k) for k < K
+    small = (below < tail_mass).reshape(-1, below.shape[-1]).all(0)
+    # the grid's CDF is non-decreasing: the counts whose CDF stays below tail_mass lead
+    return lower + int(np.argmin(small)) if not small.all() else last
+
+
+def support_window(
+    lower,
+    upper_limit,
+    tail_mass,
+    max_support,
+    owner,
+    parameters,
+    law=None,
+    log_pmf_on=None,
+    guess=None,
+):
+    """The support window ``(L, K)`` of a count distribution (see the module docstring): from the
+    frozen SciPy ``law`` when given (:func:`quantile_window`), else from the host's float64
+    log-pmf ``log_pmf_on(values)`` on grids from ``lower`` (:func:`grid_window`, first grid ending
+    at ``guess``). The one search both hosts run, once per instance."""
+    if law is not None:
+        return quantile_window(law, lower, upper_limit, tail_mass, max_support, owner, parameters)
+    return grid_window(log_pmf_on, lower, tail_mass, guess, upper_limit, max_support, owner, parameters)

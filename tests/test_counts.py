@@ -76,6 +76,49 @@ def test_truncation_is_the_smallest_below_tail_mass_and_log_prob_is_exact(backen
     )
 
 
+def test_the_window_drops_both_tails_and_follows_the_spread_not_the_mean(backend):
+    """``L`` is the largest count with ``P(N < L) < tail_mass`` and ``K`` the smallest with
+    ``P(N > K) < tail_mass`` over the batch (SciPy's CDF); SciPy's quantiles (named class) and the
+    log-pmf on a grid (generic class) find the same window; at rate 10⁶ it keeps ≈ 10⁴ values."""
+    lib, tail_mass = backend.lib, 1e-6
+    rates = np.array([1e4, 1e4 + 60.0])
+    named = lib.Poisson(backend.array(rates), estimator=lib.ReinMax())
+    first, last = named.support_window()
+    generic = lib.ReparameterizedDiscrete(backend.dist.Poisson(backend.array(rates)), lib.ReinMax())
+    assert generic.support_window() == (first, last) and named.truncation_point() == last
+    assert np.all(stats.poisson.cdf(first - 1, rates) < tail_mass) and np.any(
+        stats.poisson.cdf(first, rates) >= tail_mass
+    )
+    assert np.all(stats.poisson.sf(last, rates) < tail_mass) and np.any(stats.poisson.sf(last - 1, rates) >= tail_mass)
+    expected = stats.poisson.cdf(first - 1, rates) + stats.poisson.sf(last, rates)
+    np.testing.assert_allclose(backend.numpy(named.dropped_mass()), expected, rtol=1e-9)
+    # The grid's 1 − CDF: each log-pmf is a difference of terms ≈ 10⁵ (rounding ≈ 1e-11 absolute).
+    np.testing.assert_allclose(backend.numpy(generic.dropped_mass()), expected, rtol=0, atol=5e-11)
+    # A fixed window (L, K) is the searched one; a value below L scores the renormalised base pmf.
+    fixed = lib.Poisson(backend.array(rates), truncation=(first, last))
+    assert fixed.support_window() == (first, last)
+    below = backend.array([float(first - 5)] * 2)
+    log_norm = np.logaddexp.reduce(stats.poisson.logpmf(np.arange(first, last + 1)[:, None], rates), axis=0)
+    np.testing.assert_allclose(
+        backend.numpy(fixed.log_prob(below)), stats.poisson.logpmf(first - 5, rates) - log_norm, rtol=1e-9
+    )
+    for bad in [(5, 3), (-1, 3), (1.5, 3), (1, 2, 3)]:
+        with pytest.raises(ValueError, match="truncation"):
+            lib.Poisson(backend.array(3.0), truncation=bad)
+    # Rate 10⁶, batch 100: a window of ≈ 2 × 4.9 standard deviations; values in it, gradients finite.
+    huge = np.full(100, 1e6)
+
+    def sample_and_score(rate):
+        d = lib.Poisson(rate, estimator=lib.ReinMax(), truncation=(first_huge, last_huge))
+        value = backend.rsample(d, backend.rng(3).next())
+        return (value + d.log_prob(value)).sum()
+
+    first_huge, last_huge = lib.Poisson(backend.array(huge)).support_window()
+    assert 9_000 < last_huge - first_huge + 1 < 10_500 and first_huge > 990_000
+    (grad,) = backend.grad(sample_and_score, huge)
+    assert np.all(np.isfinite(grad))
+
+
 @pytest.mark.parametrize("estimator_id", ["straight_through", "gumbel_softmax", "reinmax"])
 @pytest.mark.parametrize("case", CASES)
 def test_samples_follow_the_truncated_pmf(backend, case, estimator_id):
@@ -271,13 +314,13 @@ SEARCH_ONCE_CASES = {
 @pytest.mark.parametrize("case", list(SEARCH_ONCE_CASES))
 def test_support_is_searched_once_per_instance(backend, case, monkeypatch):
     calls = []
-    search = redge_core.support.truncation_point
+    search = redge_core.support.support_window
 
     def counted(*args, **kwargs):
         calls.append(args[1:])
         return search(*args, **kwargs)
 
-    monkeypatch.setattr(redge_core.support, "truncation_point", counted)
+    monkeypatch.setattr(redge_core.support, "support_window", counted)
     name, kwargs = SEARCH_ONCE_CASES[case]
 
     def build(scale=1.0, **extra):

@@ -12,9 +12,10 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import clamp_probs
 
 from numpyro_redge.distributions.registry import register
-from numpyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, unexpanded
+from numpyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, numpy_parameters, unexpanded
 from numpyro_redge.distributions.util import check_parameters, probs_or_logits
 from numpyro_redge.estimators import ReDGE
+from redge_core import support
 from redge_core.support import DEFAULT_MAX_SUPPORT, DEFAULT_TAIL_MASS
 
 
@@ -22,6 +23,13 @@ class _HostParameters:
     """The host distribution's parameters, read through (each class has those of its host), with
     the host's ``arg_constraints`` (of every host class it replaces) and ``get_args`` (the
     parameters the host instance has)."""
+
+    _family = None
+
+    def _scipy_law(self):
+        """The SciPy law of the family (``_family``: a name of
+        :data:`redge_core.support.SCIPY_FAMILIES`), whose quantiles give the support window."""
+        return support.scipy_law(self._family, **numpy_parameters(self.base, type(self).__name__))
 
     def get_args(self):
         base = unexpanded(self.base)
@@ -56,14 +64,16 @@ def _poisson_log_prob(base, value):
 
 
 class Poisson(_HostParameters, ReparameterizedDiscrete):
-    r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`ReparameterizedDiscrete`),
+    r"""A Poisson count reparameterized on its support window :math:`\{L, \dots, K\}`
+    (see :class:`ReparameterizedDiscrete`),
 
-    .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{0, \dots, K\}.
+    .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{L, \dots, K\}.
 
     :param rate: the rate :math:`\lambda \ge 0` (a zero rate puts all the mass on 0).
     """
 
     arg_constraints = host.Poisson.arg_constraints
+    _family = "poisson"
     # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
     # names of arg_constraints as data fields.
     pytree_data_fields = ()
@@ -97,7 +107,7 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
 
 
 class Binomial(_HostParameters, ReparameterizedDiscrete):
-    r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n`
+    r"""A binomial count reparameterized on :math:`\{L, \dots, K\}`, :math:`K \le n`
     (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \binom{n}{k} p^k (1 - p)^{n - k}.
@@ -108,6 +118,7 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
     """
 
     arg_constraints = {**host.BinomialProbs.arg_constraints, **host.BinomialLogits.arg_constraints}
+    _family = "binomial"
     # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
     # names of arg_constraints as data fields.
     pytree_data_fields = ()
@@ -150,7 +161,7 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
 
 
 class Geometric(_HostParameters, ReparameterizedDiscrete):
-    r"""The number of failures before the first success, reparameterized on :math:`\{0, \dots, K\}`
+    r"""The number of failures before the first success, reparameterized on :math:`\{L, \dots, K\}`
     (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto (1 - p)^k\, p.
@@ -161,6 +172,7 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
     """
 
     arg_constraints = {**host.GeometricProbs.arg_constraints, **host.GeometricLogits.arg_constraints}
+    _family = "geometric"
     # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
     # names of arg_constraints as data fields.
     pytree_data_fields = ()
@@ -216,7 +228,7 @@ def _negative_binomial_log_prob(base, value):
 
 class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     r"""The number of successes before ``total_count`` failures, reparameterized on
-    :math:`\{0, \dots, K\}` (see :class:`ReparameterizedDiscrete`),
+    :math:`\{L, \dots, K\}` (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \frac{\Gamma(k + r)}{k!\,\Gamma(r)}\, p^k (1 - p)^r .
 
@@ -230,6 +242,7 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
         **host.NegativeBinomialProbs.arg_constraints,
         **host.NegativeBinomialLogits.arg_constraints,
     }
+    _family = "negative_binomial"
     # The parameters live in ``base`` (the only pytree data); NumPyro would otherwise take the
     # names of arg_constraints as data fields.
     pytree_data_fields = ()

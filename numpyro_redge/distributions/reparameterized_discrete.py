@@ -125,13 +125,32 @@ def _largest_exact_integer(dtype):
     return 2 ** (int(jnp.finfo(dtype).nmant) + 1)
 
 
-def _find_truncation(
-    distribution, tail_mass, log_prob=_unvalidated_log_prob, owner=None, max_support=support.DEFAULT_MAX_SUPPORT
+def numpy_parameters(distribution, owner):
+    """The host distribution's own parameters (those it was built with, under its expansion) as
+    float64 NumPy arrays, from concrete values (outside ``jit``), or the ``ValueError`` that a
+    static truncation is needed."""
+    base = unexpanded(distribution)
+    exact = _concrete(base, owner)
+    return {name: np.asarray(value, np.float64) for name, value in vars(exact).items() if name in base.arg_constraints}
+
+
+def _find_window(
+    distribution,
+    tail_mass,
+    log_prob=_unvalidated_log_prob,
+    owner=None,
+    max_support=support.DEFAULT_MAX_SUPPORT,
+    law=None,
 ):
-    """``K`` of a host distribution with an integer support, by :func:`redge_core.support.truncation_point`
-    on its float64 log-pmf, from concrete parameters (outside ``jit``: ``K`` is a shape); at most
+    """The window ``(L, K)`` of a host distribution with an integer support, by
+    :func:`redge_core.support.support_window`: from the frozen SciPy ``law`` when given, else on
+    its float64 log-pmf, from concrete parameters (outside ``jit``: the window is a shape); at most
     ``max_support`` values, or a ``ValueError`` naming the parameters and the cap."""
     owner = owner or type(distribution).__name__
+    names = _parameter_names(distribution)
+    if law is not None:
+        lower, upper = static_support_bounds(distribution.support, owner)
+        return support.support_window(lower, upper, tail_mass, max_support, owner, names, law=law)
     exact = _concrete(distribution, owner)
     # In float64: the tail is 1 − CDF, resolved to ~1e-13 only if the pmf is float64; eagerly, also
     # while a jit traces a function over constant parameters.
@@ -142,39 +161,45 @@ def _find_truncation(
             mean, stddev = np.asarray(exact.mean), np.sqrt(np.asarray(exact.variance))
         except NotImplementedError:
             mean = stddev = None
-        return support.truncation_point(
-            lambda values: np.asarray(_log_pmf_on_grid(exact, jnp.asarray(values), log_prob)),
+        return support.support_window(
             lower,
-            tail_mass,
-            support.truncation_guess(mean, stddev, lower),
             upper,
+            tail_mass,
             max_support,
             owner,
-            _parameter_names(distribution),
+            names,
+            log_pmf_on=lambda values: np.asarray(_log_pmf_on_grid(exact, jnp.asarray(values), log_prob)),
+            guess=support.truncation_guess(mean, stddev, lower),
         )
 
 
 class ReparameterizedDiscrete(Distribution):
     r"""Reparameterizes any discrete distribution with an integer support (the generalized
-    Gumbel-softmax construction): the support is truncated to :math:`\{l, \dots, K\}`, the
+    Gumbel-softmax construction): the support is truncated to a window :math:`\{L, \dots, K\}`, the
     categorical over it is drawn by a gradient estimator as a hard one-hot :math:`D`, and mapped
     linearly to the value,
 
-    .. math:: N = \sum_k D_k\,k, \qquad \log p(N) = \log p_{\text{base}}(N) - \log \sum_{k=l}^{K} p_{\text{base}}(k).
+    .. math:: N = \sum_k D_k\,k, \qquad \log p(N) = \log p_{\text{base}}(N) - \log \sum_{k=L}^{K} p_{\text{base}}(k).
 
     The value is an integer-valued float (bitwise); its gradient reaches the base's parameters
     through the estimator's surrogate and the base's log-pmf on the grid.
 
-    **Truncation.** With ``truncation=None``, ``K`` is the smallest count whose upper tail mass
-    :math:`P(N > K)` is below ``tail_mass`` for every batch element, found once per instance, at
-    construction, from the (concrete) parameters, and kept by :meth:`expand` and through
-    ``jax.jit`` (it is static pytree data). ``K`` is a shape: a distribution built under
-    ``jax.jit`` (e.g. in NumPyro's ``SVI.run``) has traced parameters and needs a static integer
-    ``truncation``; its absence is a ``ValueError`` saying so, at the first use.
-    :meth:`dropped_mass` reports the tail that is cut. Samples never exceed ``K``; ``log_prob`` is
-    the base pmf renormalised on :math:`\{l, \dots, K\}` (differentiable in the parameters), and
-    for a value above ``K`` it continues with the same renormalised base pmf instead of returning
-    ``-inf``, so that an ELBO stays finite; the difference is bounded by the dropped mass.
+    **Window.** With ``truncation=None``, the support kept is the window :math:`\{L, \dots, K\}`:
+    ``K`` is the smallest count whose upper tail mass :math:`P(N > K)` is below ``tail_mass`` for
+    every batch element, ``L`` the largest whose lower tail mass :math:`P(N < L)` is, so the cost
+    follows the law's spread, not its mean (a Poisson of rate 10⁶ keeps about 10⁴ values). It is
+    found once per instance, at construction, from the (concrete) parameters, and kept by
+    :meth:`expand` and through ``jax.jit`` (it is static pytree data); the named count classes find
+    it from SciPy's quantiles (work per batch element), the generic class from the base's log-pmf
+    on a grid from the support's lower bound (work ``batch × K``). The window is a shape: a
+    distribution built under ``jax.jit`` (e.g. in NumPyro's ``SVI.run``) has traced parameters and
+    needs a static ``truncation``, an integer ``K`` (the window :math:`\{l, \dots, K\}`, ``l`` the
+    support's lower bound) or a pair ``(L, K)``; its absence is a ``ValueError`` saying so, at the
+    first use. :meth:`dropped_mass` reports the mass of both tails that is cut. Samples stay in the
+    window; ``log_prob`` is the base pmf renormalised on the window (differentiable in the
+    parameters), and for a value outside it it continues with the same renormalised base pmf
+    instead of returning ``-inf``, so that an ELBO stays finite; the difference is bounded by the
+    dropped mass.
 
     The support is not ``is_discrete`` for NumPyro's inference code, for the reason given in
     :mod:`numpyro_redge.distributions.util`.
@@ -184,7 +209,7 @@ class ReparameterizedDiscrete(Distribution):
         :class:`~numpyro_redge.estimators.ReDGE`.
     **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
     :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
-    ``truncation=`` beyond it, or parameters whose tail reaches beyond it, such as
+    ``truncation=`` beyond it, or parameters whose window reaches beyond it, such as
     ``Geometric(logits=-30)``), parameters with an infinite mean (``rate=inf``), no mass at all
     (``Geometric(probs=0.)``) or a NaN log-pmf is a ``ValueError`` naming the arguments and the cap,
     raised before anything larger is allocated. ``tail_mass`` is at least
@@ -198,8 +223,9 @@ class ReparameterizedDiscrete(Distribution):
     ``truncation=`` (as ``jit`` does); ``vmap`` over an instance is refused with a ``ValueError``
     (its batch shape is static pytree data, as for NumPyro's own distributions).
 
-    :param int truncation: the largest value kept, or ``None`` to choose it from ``tail_mass``.
-    :param float tail_mass: the largest upper tail mass that may be dropped, in ``[1e-12, 1)``.
+    :param truncation: the largest value kept ``K``, or the window ``(L, K)``, or ``None`` to choose
+        the window from ``tail_mass``.
+    :param float tail_mass: the largest mass each tail may drop, in ``[1e-12, 1)``.
     :param int max_support: the largest number of values the support may keep (default 10⁶).
 
     **References**
@@ -210,7 +236,7 @@ class ReparameterizedDiscrete(Distribution):
 
     arg_constraints = {}
     pytree_data_fields = ("base",)
-    pytree_aux_fields = ("estimator", "truncation", "tail_mass", "max_support", "_truncation_point", "_lower")
+    pytree_aux_fields = ("estimator", "truncation", "tail_mass", "max_support", "_window", "_lower")
     #: ``log_prob(base, value)``: the base's log-pmf, without validation.
     _log_prob_of = staticmethod(_unvalidated_log_prob)
 
@@ -231,13 +257,13 @@ class ReparameterizedDiscrete(Distribution):
         self._lower, _ = static_support_bounds(base.support, type(self).__name__)
         self.tail_mass = support.check_tail_mass(tail_mass)
         self.max_support = support.check_max_support(max_support)
-        self.truncation = support.check_truncation(truncation, self._lower, self.max_support)
+        self._window = support.check_truncation(truncation, self._lower, self.max_support)
+        self.truncation = tuple(truncation) if isinstance(truncation, (tuple, list)) else truncation
         self.base = base
         self.estimator = check_estimator(estimator, type(self).__name__)
-        self._truncation_point = self.truncation
-        if self._truncation_point is None:
+        if self._window is None:
             try:
-                self._truncation_point = self._search()
+                self._window = self._search()
             except ValueError:
                 # Traced parameters: the first use repeats the search, and raises if they still are.
                 if all(not_jax_tracer(leaf) for leaf in jax.tree_util.tree_leaves(base)):
@@ -245,7 +271,13 @@ class ReparameterizedDiscrete(Distribution):
         super().__init__(batch_shape=base.batch_shape, validate_args=validate_args)
 
     def _search(self):
-        return _find_truncation(self.base, self.tail_mass, self._log_prob_of, type(self).__name__, self.max_support)
+        owner = type(self).__name__
+        return _find_window(self.base, self.tail_mass, self._log_prob_of, owner, self.max_support, self._scipy_law())
+
+    def _scipy_law(self):
+        """The frozen SciPy law of the named count families (their window comes from its quantiles),
+        ``None`` for a generic base (its window comes from the log-pmf on a grid)."""
+        return None
 
     @classmethod
     def infer_shapes(cls, *args, **kwargs):
@@ -281,7 +313,7 @@ class ReparameterizedDiscrete(Distribution):
         """``(parameter dtype, compute dtype, value dtype)``: see the class docstring."""
         dtype = _float_dtype(self.base)
         compute = jnp.result_type(float)
-        exact = self.truncation_point() <= _largest_exact_integer(dtype)
+        exact = self.support_window()[1] <= _largest_exact_integer(dtype)
         return dtype, compute, dtype if exact else compute
 
     def _check_not_vmapped(self):
@@ -307,33 +339,41 @@ class ReparameterizedDiscrete(Distribution):
         self._check_not_vmapped()
         return _log_pmf_on_grid(self.base, values, self._log_prob_of)
 
+    def support_window(self):
+        """``(L, K)``, the smallest and the largest value kept: fixed by ``truncation``, or chosen
+        from ``tail_mass`` and the parameters when the instance was built."""
+        if self._window is None:
+            self._window = self._search()
+        return self._window
+
     def truncation_point(self):
-        """``K``, the largest value kept: fixed, or chosen from ``tail_mass`` and the parameters
-        when the instance was built."""
-        if self._truncation_point is None:
-            self._truncation_point = self._search()
-        return self._truncation_point
+        """``K``, the largest value kept (the end of :meth:`support_window`)."""
+        return self.support_window()[1]
 
     def _support_values(self):
-        """The kept values ``l..K``, in the default float dtype."""
-        return jnp.arange(self._lower, self.truncation_point() + 1, dtype=jnp.result_type(float))
+        """The kept values ``L..K``, in the default float dtype."""
+        first, last = self.support_window()
+        return jnp.arange(first, last + 1, dtype=jnp.result_type(float))
 
     def _support_and_log_pmf(self):
-        """The kept values ``l..K`` and the log-pmf on them (batch × grid), unnormalised."""
+        """The kept values ``L..K`` and the log-pmf on them (batch × grid), unnormalised."""
         values = self._support_values()
         return values, self._grid_log_pmf(values)
 
     def dropped_mass(self):
-        """``P(N > K)`` under the base, per batch element: the mass the truncation cuts
+        """``P(N < L) + P(N > K)`` under the base, per batch element: the mass the window cuts
         (computed in float64 on concrete parameters)."""
-        K = self.truncation_point()
+        window = self.support_window()
         dtype, _, _ = self._dtypes()
+        law = self._scipy_law()
+        if law is not None:
+            return jnp.asarray(np.broadcast_to(support.quantile_dropped_mass(law, window), self.batch_shape), dtype)
         exact = _concrete(self.base, type(self).__name__)
         with jax.enable_x64(True), jax.ensure_compile_time_eval():
             exact = jax.tree_util.tree_map(jnp.asarray, exact)
-            values = jnp.arange(self._lower, K + 1, dtype=jnp.float64)
+            values = jnp.arange(self._lower, window[1] + 1, dtype=jnp.float64)
             log_pmf = np.asarray(_log_pmf_on_grid(exact, values, self._log_prob_of))
-        return jnp.asarray(support.upper_tail_mass(log_pmf)[..., -1], dtype)
+        return jnp.asarray(support.grid_dropped_mass(log_pmf, self._lower, window), dtype)
 
     def log_prob_on_grid(self, values):
         """``log_prob`` of each value of a 1-D grid, grid on the last axis: ``-inf`` off the base's
@@ -392,14 +432,13 @@ class ReparameterizedDiscrete(Distribution):
     def kl_divergence(p, q):
         r"""Exact :math:`\mathrm{KL}(p\,\|\,q) = \sum_k p(k) \log(p(k)/q(k))` over the support of
         ``p``, each argument a distribution of ours with an integer support or a host count
-        distribution. Ours is truncated, so the sum is exact; a host ``p`` is summed up to where
-        its upper tail drops below the default ``tail_mass`` (1e-6), exact to that dropped mass."""
+        distribution. Ours is truncated, so the sum is exact; a host ``p`` is summed over the window
+        where both its tails drop below the default ``tail_mass`` (1e-6), exact to that dropped mass."""
         if isinstance(p, ReparameterizedDiscrete):
             values = p._support_values()
         else:
-            lower, _ = static_support_bounds(p.support, "kl_divergence")
-            K = _find_truncation(p, support.DEFAULT_TAIL_MASS, owner="kl_divergence")
-            values = jnp.arange(lower, K + 1, dtype=jnp.result_type(float))
+            first, last = _find_window(p, support.DEFAULT_TAIL_MASS, owner="kl_divergence")
+            values = jnp.arange(first, last + 1, dtype=jnp.result_type(float))
         return categorical_kl(_count_log_pmf_on_grid(p, values), _count_log_pmf_on_grid(q, values))
 
     def guide_parameter(self):

@@ -10,14 +10,22 @@ from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete
+from pyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, _numpy_parameters
 from pyro_redge.distributions.util import probs_or_logits
 from pyro_redge.estimators import ReDGE
+from redge_core import support
 from redge_core.support import DEFAULT_MAX_SUPPORT, DEFAULT_TAIL_MASS
 
 
 class _HostParameters:
-    """The host distribution's parameters, read through (each class has those of its host)."""
+    """The host distribution's parameters, read through (each class has those of its host), and
+    its SciPy law (``_family``: a name of :data:`redge_core.support.SCIPY_FAMILIES`), whose
+    quantiles give the support window."""
+
+    _family = None
+
+    def _scipy_law(self):
+        return support.scipy_law(self._family, **_numpy_parameters(self.base))
 
     @property
     def rate(self):
@@ -45,14 +53,16 @@ def _poisson_log_prob(base, value):
 
 
 class Poisson(_HostParameters, ReparameterizedDiscrete):
-    r"""A Poisson count reparameterized on its support truncated at ``K`` (see :class:`ReparameterizedDiscrete`),
+    r"""A Poisson count reparameterized on its support window :math:`\{L, \dots, K\}`
+    (see :class:`ReparameterizedDiscrete`),
 
-    .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{0, \dots, K\}.
+    .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{L, \dots, K\}.
 
     :param rate: the rate :math:`\lambda \ge 0` (a zero rate puts all the mass on 0).
     """
 
     arg_constraints = host.Poisson.arg_constraints
+    _family = "poisson"
     _log_prob_of = staticmethod(_poisson_log_prob)
 
     def __init__(
@@ -85,7 +95,7 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
 
 
 class Binomial(_HostParameters, ReparameterizedDiscrete):
-    r"""A binomial count reparameterized on :math:`\{0, \dots, K\}`, :math:`K \le n`
+    r"""A binomial count reparameterized on :math:`\{L, \dots, K\}`, :math:`K \le n`
     (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \binom{n}{k} p^k (1 - p)^{n - k}.
@@ -96,6 +106,7 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
     """
 
     arg_constraints = host.Binomial.arg_constraints
+    _family = "binomial"
 
     def __init__(
         self,
@@ -137,7 +148,7 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
 
 
 class Geometric(_HostParameters, ReparameterizedDiscrete):
-    r"""The number of failures before the first success, reparameterized on :math:`\{0, \dots, K\}`
+    r"""The number of failures before the first success, reparameterized on :math:`\{L, \dots, K\}`
     (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto (1 - p)^k\, p.
@@ -147,6 +158,7 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
     """
 
     arg_constraints = host.Geometric.arg_constraints
+    _family = "geometric"
 
     def __init__(
         self,
@@ -186,7 +198,7 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
 
 class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     r"""The number of successes before ``total_count`` failures, reparameterized on
-    :math:`\{0, \dots, K\}` (see :class:`ReparameterizedDiscrete`),
+    :math:`\{L, \dots, K\}` (see :class:`ReparameterizedDiscrete`),
 
     .. math:: p(k) \propto \frac{\Gamma(k + r)}{k!\,\Gamma(r)}\, p^k (1 - p)^r .
 
@@ -197,6 +209,7 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
     """
 
     arg_constraints = host.NegativeBinomial.arg_constraints
+    _family = "negative_binomial"
 
     def __init__(
         self,

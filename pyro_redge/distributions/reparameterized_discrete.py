@@ -2,6 +2,7 @@ import copy
 import math
 import warnings
 
+import numpy as np
 import torch
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch.distributions import constraints
@@ -102,61 +103,90 @@ def _float64(distribution):
     return _cast(distribution, torch.float64, detach=True)
 
 
-def _find_truncation(
-    distribution, tail_mass, log_prob=_unvalidated_log_prob, max_support=support.DEFAULT_MAX_SUPPORT, owner=None
+def _numpy_parameters(distribution):
+    """The host distribution's own floating parameters (those it was built with) as float64 NumPy
+    arrays: one host synchronisation, for the window search."""
+    return {
+        name: value.detach().to("cpu", torch.float64).numpy()
+        for name, value in distribution.__dict__.items()
+        if name in distribution.arg_constraints and isinstance(value, torch.Tensor)
+    }
+
+
+def _find_window(
+    distribution,
+    tail_mass,
+    log_prob=_unvalidated_log_prob,
+    max_support=support.DEFAULT_MAX_SUPPORT,
+    owner=None,
+    law=None,
 ):
-    """``K`` of a host distribution with an integer support, by :func:`redge_core.support.truncation_point`
-    on its float64 log-pmf (one host synchronisation: ``K`` is a shape); at most ``max_support``
-    values, or a ``ValueError`` naming the parameters and the cap."""
+    """The window ``(L, K)`` of a host distribution with an integer support, by
+    :func:`redge_core.support.support_window`: from the frozen SciPy ``law`` when given, else on
+    the float64 log-pmf (one host synchronisation: the window is a shape); at most
+    ``max_support`` values, or a ``ValueError`` naming the parameters and the cap."""
     lower, upper = support_bounds(distribution.support)
     if isinstance(upper, torch.Tensor):
         upper = int(upper.max().item()) if upper.numel() else lower
+    owner, names = owner or type(distribution).__name__, _parameter_names(distribution)
+    if law is not None:
+        return support.support_window(lower, upper, tail_mass, max_support, owner, names, law=law)
     exact = _float64(distribution)
     device = _parameter_device(distribution)
     try:
         mean, stddev = exact.mean.cpu().numpy(), exact.stddev.cpu().numpy()
     except NotImplementedError:
         mean = stddev = None
-    return support.truncation_point(
-        lambda values: _log_pmf_on_grid(exact, torch.as_tensor(values, device=device), log_prob).cpu().numpy(),
+
+    def log_pmf_on(values):
+        return _log_pmf_on_grid(exact, torch.as_tensor(values, device=device), log_prob).cpu().numpy()
+
+    return support.support_window(
         lower,
-        tail_mass,
-        support.truncation_guess(mean, stddev, lower),
         upper,
+        tail_mass,
         max_support,
-        owner or type(distribution).__name__,
-        _parameter_names(distribution),
+        owner,
+        names,
+        log_pmf_on=log_pmf_on,
+        guess=support.truncation_guess(mean, stddev, lower),
     )
 
 
 class ReparameterizedDiscrete(TorchDistribution):
     r"""Reparameterizes any discrete distribution with an integer support (the generalized
-    Gumbel-softmax construction): the support is truncated to :math:`\{l, \dots, K\}`, the
+    Gumbel-softmax construction): the support is truncated to a window :math:`\{L, \dots, K\}`, the
     categorical over it is drawn by a gradient estimator as a hard one-hot :math:`D`, and mapped
     linearly to the value,
 
-    .. math:: N = \sum_k D_k\,k, \qquad \log p(N) = \log p_{\text{base}}(N) - \log \sum_{k=l}^{K} p_{\text{base}}(k).
+    .. math:: N = \sum_k D_k\,k, \qquad \log p(N) = \log p_{\text{base}}(N) - \log \sum_{k=L}^{K} p_{\text{base}}(k).
 
     The value is an integer-valued float (bitwise); its gradient reaches the base's parameters
     through the estimator's surrogate and the base's log-pmf on the grid.
 
-    **Truncation.** With ``truncation=None``, ``K`` is the smallest count whose upper tail mass
-    :math:`P(N > K)` is below ``tail_mass`` for every batch element, found from the parameters
-    once per instance, at its first use (one host synchronisation: ``K`` is a shape), and kept by
-    :meth:`expand`; an integer ``truncation`` fixes ``K``. A distribution is built for given
-    parameter values: after changing them in place, build a new one. :meth:`dropped_mass` reports
-    the tail that is cut. Samples never exceed ``K``; ``log_prob`` is the base pmf renormalised on
-    :math:`\{l, \dots, K\}` (differentiable in the parameters), and for a value above ``K`` (which
-    the sampler never draws, but another distribution's sample may be) it continues with the same
-    renormalised base pmf instead of returning ``-inf``, so that an ELBO stays finite; the
-    difference is bounded by the dropped mass.
+    **Window.** With ``truncation=None``, the support kept is the window :math:`\{L, \dots, K\}`:
+    ``K`` is the smallest count whose upper tail mass :math:`P(N > K)` is below ``tail_mass`` for
+    every batch element, ``L`` the largest whose lower tail mass :math:`P(N < L)` is, so the cost
+    follows the law's spread, not its mean (a Poisson of rate 10⁶ keeps about 10⁴ values). It is
+    found from the parameters once per instance, at its first use (one host synchronisation: the
+    window is a shape), and kept by :meth:`expand`; the named count classes find it from SciPy's
+    quantiles (work per batch element), the generic class from the base's log-pmf on a grid from
+    the support's lower bound (work ``batch × K``). An integer ``truncation=K`` fixes the window
+    to :math:`\{l, \dots, K\}` (``l`` the support's lower bound), a pair ``truncation=(L, K)`` to
+    :math:`\{L, \dots, K\}`. A distribution is built for given parameter values: after changing
+    them in place, build a new one. :meth:`dropped_mass` reports the mass of both tails that is
+    cut. Samples stay in the window; ``log_prob`` is the base pmf renormalised on the window
+    (differentiable in the parameters), and for a value outside it (which the sampler never draws,
+    but another distribution's sample may be) it continues with the same renormalised base pmf
+    instead of returning ``-inf``, so that an ELBO stays finite; the difference is bounded by the
+    dropped mass.
 
     :param base: a host discrete distribution with an integer support and empty event shape.
     :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
         :class:`~pyro_redge.estimators.ReDGE`.
     **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
     :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
-    ``truncation=`` beyond it, or parameters whose tail reaches beyond it, such as
+    ``truncation=`` beyond it, or parameters whose window reaches beyond it, such as
     ``Geometric(logits=-30)``), parameters with an infinite mean (``rate=inf``) or a NaN log-pmf is a
     ``ValueError`` naming the arguments and the cap, raised before anything larger is allocated.
     ``tail_mass`` is at least :data:`redge_core.support.MIN_TAIL_MASS` (1e-12), the smallest tail the
@@ -168,8 +198,9 @@ class ReparameterizedDiscrete(TorchDistribution):
     the support exactly (float16 up to 2048, bfloat16 up to 256), else in float32. An empty batch
     gives empty results.
 
-    :param int truncation: the largest value kept, or ``None`` to choose it from ``tail_mass``.
-    :param float tail_mass: the largest upper tail mass that may be dropped, in ``[1e-12, 1)``.
+    :param truncation: the largest value kept ``K``, or the window ``(L, K)``, or ``None`` to choose
+        the window from ``tail_mass``.
+    :param float tail_mass: the largest mass each tail may drop, in ``[1e-12, 1)``.
     :param int max_support: the largest number of values the support may keep (default 10⁶).
 
     **References**
@@ -199,10 +230,10 @@ class ReparameterizedDiscrete(TorchDistribution):
         self._lower, self._upper = support_bounds(base.support)
         self.tail_mass = support.check_tail_mass(tail_mass)
         self.max_support = support.check_max_support(max_support)
-        self.truncation = support.check_truncation(truncation, self._lower, self.max_support)
+        self._window = support.check_truncation(truncation, self._lower, self.max_support)
+        self.truncation = tuple(truncation) if isinstance(truncation, (tuple, list)) else truncation
         self.base = base
         self.estimator = check_estimator(estimator, type(self).__name__)
-        self._truncation_point = self.truncation
         super().__init__(base.batch_shape, base.event_shape, validate_args=validate_args)
 
     @property
@@ -227,8 +258,8 @@ class ReparameterizedDiscrete(TorchDistribution):
         new.tail_mass = self.tail_mass
         new.max_support = self.max_support
         new._lower, new._upper = support_bounds(new.base.support)
-        # The same parameters, broadcast: the same K, without a second search.
-        new._truncation_point = self._truncation_point
+        # The same parameters, broadcast: the same window, without a second search.
+        new._window = self._window
         super(ReparameterizedDiscrete, new).__init__(new.base.batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -242,7 +273,7 @@ class ReparameterizedDiscrete(TorchDistribution):
         """``(parameter dtype, compute dtype, value dtype)``: see the class docstring."""
         dtype = _parameter_dtype(self.base)
         compute = _compute_dtype(dtype)
-        exact = self.truncation_point() <= _largest_exact_integer(dtype)
+        exact = self.support_window()[1] <= _largest_exact_integer(dtype)
         return dtype, compute, dtype if exact else compute
 
     def _computing_base(self):
@@ -269,37 +300,51 @@ class ReparameterizedDiscrete(TorchDistribution):
         grid = self._grid_log_pmf(values.to(compute))
         return (grid - torch.logsumexp(log_pmf, dim=-1, keepdim=True)).to(dtype)
 
-    def truncation_point(self):
-        """``K``, the largest value kept: fixed, or chosen from ``tail_mass`` and the parameters at
-        the first call, then kept by the instance."""
-        if self._truncation_point is None:
-            self._truncation_point = _find_truncation(
-                self.base, self.tail_mass, self._log_prob_of, self.max_support, type(self).__name__
+    def _scipy_law(self):
+        """The frozen SciPy law of the named count families (their window comes from its quantiles),
+        ``None`` for a generic base (its window comes from the log-pmf on a grid)."""
+        return None
+
+    def support_window(self):
+        """``(L, K)``, the smallest and the largest value kept: fixed by ``truncation``, or chosen
+        from ``tail_mass`` and the parameters at the first call, then kept by the instance."""
+        if self._window is None:
+            self._window = _find_window(
+                self.base, self.tail_mass, self._log_prob_of, self.max_support, type(self).__name__, self._scipy_law()
             )
-        return self._truncation_point
+        return self._window
+
+    def truncation_point(self):
+        """``K``, the largest value kept (the end of :meth:`support_window`)."""
+        return self.support_window()[1]
 
     def _support_values(self):
-        """The kept values ``l..K``, in the compute dtype and the parameters' device."""
+        """The kept values ``L..K``, in the compute dtype and the parameters' device."""
+        first, last = self.support_window()
         return torch.arange(
-            self._lower,
-            self.truncation_point() + 1,
+            first,
+            last + 1,
             dtype=_compute_dtype(_parameter_dtype(self.base)),
             device=_parameter_device(self.base),
         )
 
     def _support_and_log_pmf(self):
-        """The kept values ``l..K`` and the log-pmf on them (batch × grid), unnormalised."""
+        """The kept values ``L..K`` and the log-pmf on them (batch × grid), unnormalised."""
         values = self._support_values()
         return values, self._grid_log_pmf(values)
 
     def dropped_mass(self):
-        """``P(N > K)`` under the base, per batch element: the mass the truncation cuts
+        """``P(N < L) + P(N > K)`` under the base, per batch element: the mass the window cuts
         (computed in float64, returned in the parameters' dtype)."""
-        device = _parameter_device(self.base)
-        values = torch.arange(self._lower, self.truncation_point() + 1, dtype=torch.float64, device=device)
-        log_pmf = _log_pmf_on_grid(_float64(self.base), values, self._log_prob_of)
-        tail = support.upper_tail_mass(log_pmf.cpu().numpy())[..., -1]
-        return torch.as_tensor(tail, dtype=_parameter_dtype(self.base), device=device)
+        device, window = _parameter_device(self.base), self.support_window()
+        law = self._scipy_law()
+        if law is not None:
+            mass = np.broadcast_to(support.quantile_dropped_mass(law, window), self.batch_shape)
+        else:
+            values = torch.arange(self._lower, window[1] + 1, dtype=torch.float64, device=device)
+            log_pmf = _log_pmf_on_grid(_float64(self.base), values, self._log_prob_of)
+            mass = support.grid_dropped_mass(log_pmf.cpu().numpy(), self._lower, window)
+        return torch.as_tensor(np.array(mass), dtype=_parameter_dtype(self.base), device=device)
 
     def rsample(self, sample_shape=torch.Size()):
         _, _, value_dtype = self._dtypes()
@@ -358,14 +403,13 @@ class ReparameterizedDiscrete(TorchDistribution):
     def kl_divergence(p, q):
         r"""Exact :math:`\mathrm{KL}(p\,\|\,q) = \sum_k p(k) \log(p(k)/q(k))` over the support of
         ``p``, each argument a distribution of ours with an integer support or a host count
-        distribution. Ours is truncated, so the sum is exact; a host ``p`` is summed up to where
-        its upper tail drops below the default ``tail_mass`` (1e-6), exact to that dropped mass."""
+        distribution. Ours is truncated, so the sum is exact; a host ``p`` is summed over the window
+        where both its tails drop below the default ``tail_mass`` (1e-6), exact to that dropped mass."""
         if isinstance(p, ReparameterizedDiscrete):
             values = p._support_values()
         else:
-            lower, _ = support_bounds(p.support)
-            K = _find_truncation(p, support.DEFAULT_TAIL_MASS, owner="kl_divergence")
-            values = torch.arange(lower, K + 1, dtype=_parameter_dtype(p), device=_parameter_device(p))
+            first, last = _find_window(p, support.DEFAULT_TAIL_MASS, owner="kl_divergence")
+            values = torch.arange(first, last + 1, dtype=_parameter_dtype(p), device=_parameter_device(p))
         return categorical_kl(_count_log_pmf_on_grid(p, values), _count_log_pmf_on_grid(q, values))
 
     def guide_parameter(self):
