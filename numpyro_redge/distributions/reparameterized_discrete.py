@@ -1,4 +1,5 @@
 import copy
+import functools
 import warnings
 
 import jax
@@ -171,6 +172,25 @@ def _find_window(
             log_pmf_on=lambda values: np.asarray(_log_pmf_on_grid(exact, jnp.asarray(values), log_prob)),
             guess=support.truncation_guess(mean, stddev, lower),
         )
+
+
+# Eagerly, JAX compiles each operation for each new shape: a count distribution (a grid of its
+# window's size, an estimator of tens of operations) took seconds per new window, every call. Its
+# sampling, scoring and moments run as one compiled program per pytree structure, window and
+# shape instead (the distribution is a pytree; under an outer jit or grad they are inlined).
+@functools.partial(jax.jit, static_argnames=("sample_shape",))
+def _compiled_sample(distribution, key, sample_shape):
+    return distribution._sample(key, sample_shape)
+
+
+@jax.jit
+def _compiled_log_prob(distribution, value):
+    return distribution._log_prob(value)
+
+
+@jax.jit
+def _compiled_moments(distribution):
+    return distribution._moments()
 
 
 class ReparameterizedDiscrete(Distribution):
@@ -384,6 +404,9 @@ class ReparameterizedDiscrete(Distribution):
         return (grid - logsumexp(log_pmf, axis=-1, keepdims=True)).astype(dtype)
 
     def sample(self, key, sample_shape=()):
+        return _compiled_sample(self, key, tuple(sample_shape))
+
+    def _sample(self, key, sample_shape):
         _, _, value_dtype = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
         shape = tuple(sample_shape) + self.batch_shape + values.shape
@@ -394,9 +417,12 @@ class ReparameterizedDiscrete(Distribution):
 
     def log_prob(self, value):
         inside = check_value(self, value)
+        return mask_outside_support(inside, _compiled_log_prob(self, value))
+
+    def _log_prob(self, value):
         dtype, _, _ = self._dtypes()
         _, log_pmf = self._support_and_log_pmf()
-        return mask_outside_support(inside, (self._base_log_prob(value) - logsumexp(log_pmf, axis=-1)).astype(dtype))
+        return (self._base_log_prob(value) - logsumexp(log_pmf, axis=-1)).astype(dtype)
 
     def enumerate_support(self, expand=True):
         _, _, value_dtype = self._dtypes()
@@ -408,17 +434,19 @@ class ReparameterizedDiscrete(Distribution):
 
     @property
     def mean(self):
-        dtype, _, _ = self._dtypes()
-        values, log_pmf = self._support_and_log_pmf()
-        return (jax.nn.softmax(log_pmf, -1) * values).sum(-1).astype(dtype)
+        return _compiled_moments(self)[0]
 
     @property
     def variance(self):
+        return _compiled_moments(self)[1]
+
+    def _moments(self):
+        """The mean and the variance of the law on the window, in the parameters' dtype."""
         dtype, _, _ = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
         probs = jax.nn.softmax(log_pmf, -1)
         mean = (probs * values).sum(-1, keepdims=True)
-        return (probs * (values - mean) ** 2).sum(-1).astype(dtype)
+        return mean[..., 0].astype(dtype), (probs * (values - mean) ** 2).sum(-1).astype(dtype)
 
     @property
     def mode(self):
