@@ -101,24 +101,14 @@ def log_elementary_symmetric_table(logits, k):
     with the batch in the middle; :math:`E_{i,j} = -\infty` where no j-subset of the first i items
     has positive weight (:math:`j > i`, or more than the unmasked items). Only the possible entries
     are ever combined, so the table is differentiable twice without NaN (``logaddexp`` with an
-    infinite operand has NaN second derivatives). Masked (``-inf``) logits are held, inside the
-    recursion, at a quarter of the dtype's lowest finite value (the row is clamped there, so that
-    sums of them cannot overflow), and then have exactly zero derivatives.
+    infinite operand has NaN second derivatives). Impossible entries and masked (``-inf``) logits
+    are held, inside the recursion, at a quarter of the dtype's lowest finite value (the row is
+    clamped there, so that sums of them cannot overflow), and masked items then have exactly zero
+    derivatives.
     """
-    masked = logits == -torch.inf
-    # Logits without a mask take the plain recursion, unchanged; the masked one runs only where needed.
-    if bool(masked.any()):
-        return _masked_log_elementary_symmetric_table(logits, masked, k)
-    row = torch.zeros(logits.shape[:-1] + (1,), dtype=logits.dtype, device=logits.device)
-    rows = [row]
-    for i in range(logits.shape[-1]):
-        item = logits[..., i : i + 1]
-        middle = torch.logaddexp(row[..., 1:], row[..., :-1] + item)
-        parts = [row[..., :1], middle] + ([row[..., -1:] + item] if row.shape[-1] <= k else [])
-        row = torch.cat(parts, dim=-1)
-        rows.append(row)
-    width = k + 1
-    return torch.stack([torch.nn.functional.pad(r, (0, width - r.shape[-1]), value=-torch.inf) for r in rows])
+    # One recursion for masked and unmasked logits alike (as in JAX): choosing a path by whether any
+    # logit is masked would read a value on the host at every call.
+    return _masked_log_elementary_symmetric_table(logits, logits == -torch.inf, k)
 
 
 def _masked_log_elementary_symmetric_table(logits, masked, k):

@@ -28,10 +28,13 @@ class Estimator:
 
     **Invalid logits.** Logits need at least one dimension (the categories) and a floating dtype;
     ``-inf`` masks a category (never drawn, exactly zero gradient). A NaN or ``+inf`` logit never
-    becomes a plausible sample: the functional form ``estimator(logits)`` checks the values (one
-    reduction) and raises a ``ValueError`` naming ``logits``; :meth:`apply`, the hot path with the
-    noise given, does not synchronise and returns NaN in every row that has a NaN or ``+inf``
-    logit. Empty batches (a dimension of size 0) give empty samples and gradients.
+    becomes a plausible sample: under validation (torch's ``Distribution`` validation, which
+    ``pyro.enable_validation`` sets; on by default), the functional form ``estimator(logits)``
+    checks the values (one reduction and one host synchronisation, as the hosts' own argument
+    checks) and raises a ``ValueError`` naming ``logits``; with validation off, and always in
+    :meth:`apply` (the hot path with the noise given), nothing synchronises and every row that has
+    a NaN or ``+inf`` logit is NaN in the sample. Empty batches (a dimension of size 0) give empty
+    samples and gradients.
     """
 
     #: Whether ``k > 1`` (k-subsets by top-k or exact sampling) is defined; see :class:`~pyro_redge.KSubset`.
@@ -73,10 +76,15 @@ class Estimator:
 
 
 def check_finite_logits(logits):
-    """A ``ValueError`` naming ``logits`` if a value is NaN or ``+inf`` (``-inf`` masks a category).
-    One reduction and one synchronisation; skipped while ``torch.jit`` traces (a traced graph cannot
-    branch on values: :func:`invalid_rows_to_nan` then marks the rows)."""
-    if torch.jit.is_tracing() or not (isinstance(logits, torch.Tensor) and logits.is_floating_point()):
+    """Under validation, a ``ValueError`` naming ``logits`` if a value is NaN or ``+inf`` (``-inf``
+    masks a category): one reduction and one host synchronisation. Skipped with validation off (the
+    hot path never synchronises) and while ``torch.jit`` traces (a traced graph cannot branch on
+    values); :func:`invalid_rows_to_nan` then marks the rows."""
+    if (
+        not torch.distributions.Distribution._validate_args
+        or torch.jit.is_tracing()
+        or not (isinstance(logits, torch.Tensor) and logits.is_floating_point())
+    ):
         return
     invalid = logits.isnan() | (logits == torch.inf)
     if bool(invalid.any()):
