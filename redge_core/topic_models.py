@@ -104,11 +104,16 @@ def run_epochs(
     progress=True,
     max_steps=None,
     end_of_epoch=None,
+    total_loss=None,
 ):
     """The epoch loop of both hosts' ``fit``: shuffles the documents of ``corpus`` each epoch
     (NumPy generator seeded by ``seed``), calls ``step(documents, scale) -> (loss, num_tokens)``
-    for each minibatch (``loss`` the unscaled ELBO loss of the batch), then ``end_of_epoch()`` if
-    given, then, when ``held_out`` is given, ``topic_model.held_out_bound_per_token(held_out)``.
+    for each minibatch (``loss`` the unscaled ELBO loss of the batch, a number or a scalar on the
+    device), then ``end_of_epoch()`` if given, then, when ``held_out`` is given,
+    ``topic_model.held_out_bound_per_token(held_out)``.
+
+    The losses stay where ``step`` leaves them: ``total_loss(losses) -> float`` (default: the sum
+    of their floats) reads their sum once per epoch, so that a step never waits for the device.
 
     Returns the history: per epoch, the training loss per token, the wall-clock seconds and the
     held-out bound per token. ``max_steps`` stops early (smoke runs)."""
@@ -124,15 +129,16 @@ def run_epochs(
     bar = tqdm(range(epochs), desc=topic_model.label, disable=not progress, leave=False)
     for epoch in bar:
         order = shuffler.permutation(corpus.num_documents)
-        start, loss, tokens = time.perf_counter(), 0.0, 0
+        start, losses, tokens = time.perf_counter(), [], 0
         for first in range(0, len(order), batch_size):
             documents = order[first : first + batch_size]
             step_loss, step_tokens = step(documents, corpus.num_documents / len(documents))
-            loss += step_loss
+            losses.append(step_loss)
             tokens += step_tokens
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 break
+        loss = total_loss(losses) if total_loss is not None else sum(float(value) for value in losses)
         if end_of_epoch is not None:
             end_of_epoch()
         history["epoch"].append(epoch + 1)

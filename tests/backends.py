@@ -16,6 +16,8 @@ import importlib
 
 import numpy as np
 
+from tests import host_sync
+
 
 class _TorchKeys:
     """A stream of seeds for PyTorch's global generator: ``next()`` reseeds and returns ``None``."""
@@ -122,6 +124,17 @@ class PyroBackend(Backend):
         leaf = self.array(argument, None).detach().clone().requires_grad_(True)
         output = function(leaf)
         (grad,) = torch.autograd.grad(output, [leaf])
+        return self.numpy(output), self.numpy(grad)
+
+    def unsynchronised_value_and_grad(self, function, argument, key):
+        """``function(argument, key)`` and its gradient, run with validation off (the hosts' argument
+        checks read values on the host by design) under a guard that fails on any host
+        synchronisation (:mod:`tests.host_sync`)."""
+        torch = self.torch
+        leaf = self.array(argument, None).detach().clone().requires_grad_(True)
+        with self.validation(False), host_sync.no_host_synchronisation("pyro"):
+            output = function(leaf, key)
+            (grad,) = torch.autograd.grad(output, [leaf])
         return self.numpy(output), self.numpy(grad)
 
     # inference ------------------------------------------------------------------------------
@@ -301,6 +314,17 @@ class NumPyroBackend(Backend):
     def value_and_grad(self, function, argument):
         value, grad = self.jax.value_and_grad(function)(self.array(argument, None))
         return self.numpy(value), self.numpy(grad)
+
+    def unsynchronised_value_and_grad(self, function, argument, key):
+        """The program NumPyro would compile for ``function(argument, key)`` and its gradient
+        (``jit(value_and_grad)``), traced and lowered with validation off (our checks of constant
+        parameters run on the host while tracing, by design) under ``jax.transfer_guard("disallow")``:
+        a value read on the host would fail the trace. Not compiled (one large program takes ~45 s
+        of CPU to compile; its values are the other tests' business): returns ``None``."""
+        jax = self.jax
+        argument = jax.device_put(self.array(argument, None))
+        with self.validation(False), host_sync.no_host_synchronisation("numpyro"):
+            jax.jit(jax.value_and_grad(function)).trace(argument, key).lower()
 
     def fit(
         self,

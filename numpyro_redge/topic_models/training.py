@@ -92,12 +92,19 @@ def fit(
         # wait for the device at every step.
         plan = plan_batch(corpus, documents, scale, batch_size, TOKEN_BUCKET, topic_model.dtype)
         state, loss = update(state, Batch.from_plan(plan))
-        return float(loss) / plan.scale, plan.num_tokens
+        return loss / plan.scale, plan.num_tokens  # on the device: read once per epoch
 
     def end_of_epoch():
         topic_model.params = svi.get_params(state)
 
-    return run_epochs(topic_model, corpus, step, epochs, batch_size, seed, held_out, progress, max_steps, end_of_epoch)
+    return run_epochs(
+        topic_model, corpus, step, epochs, batch_size, seed, held_out, progress, max_steps, end_of_epoch, _total_loss
+    )
+
+
+def _total_loss(losses):
+    """The sum of the steps' losses, read from the device once."""
+    return float(jnp.sum(jnp.stack(losses)))
 
 
 class Encoder:

@@ -82,10 +82,9 @@ class DiscreteCodeTopicModel:
             # torch's Multinomial.log_prob reads the counts themselves; total_count only matters
             # for sampling, so one bound for every document is enough (validation would insist on
             # the per-document total, which torch cannot take as a tensor).
-            total = int(batch.bag_of_words.sum(-1).max())
             pyro.sample(
                 "words",
-                host.Multinomial(total, logits=self.word_log_probs(codes), validate_args=False),
+                host.Multinomial(batch.longest_document, logits=self.word_log_probs(codes), validate_args=False),
                 obs=batch.bag_of_words,
             )
 

@@ -16,6 +16,8 @@ class Batch:
     document_of_token: torch.Tensor
     word_of_token: torch.Tensor
     scale: float
+    #: The most tokens in one document (from the NumPy plan: read without waiting for the device).
+    longest_document: int = 0
 
     @classmethod
     def from_corpus(cls, corpus, documents, scale=1.0, device="cpu", dtype=torch.float32):
@@ -25,6 +27,7 @@ class Batch:
             torch.as_tensor(plan.document_of_token, device=device),
             torch.as_tensor(plan.word_of_token, device=device),
             scale,
+            int(plan.bag_of_words.sum(-1).max(initial=0)),
         )
 
     @property

@@ -5,6 +5,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as host
 import optax
@@ -50,3 +51,25 @@ def test_host_discrete_sites_still_warn():
     svi = SVI(model, guide, optax.adam(0.1), Trace_ELBO())
     with pytest.warns(UserWarning, match="discrete latent"):
         svi.init(jax.random.PRNGKey(0))
+
+
+def test_topic_model_fit_reads_the_loss_from_the_device_once_per_epoch(monkeypatch):
+    """Under ``jax.transfer_guard_device_to_host("disallow")`` a topic model's ``fit`` never reads a
+    value on the host during its steps: the losses stay on the device and their sum is read once per
+    epoch (allowed only there)."""
+    from numpyro_redge import ReinMax
+    from numpyro_redge.topic_models import DiscreteCodeTopicModel, fit, training
+    from redge_core import corpus as redge_corpus
+
+    corpus, _ = redge_corpus.synthetic_code_corpus(num_documents=40, vocabulary_size=30)
+    reads, total_loss = [], training._total_loss
+
+    def read_once(losses):
+        with jax.transfer_guard_device_to_host("allow"):
+            reads.append(len(losses))
+            return total_loss(losses)
+
+    monkeypatch.setattr(training, "_total_loss", read_once)
+    with jax.transfer_guard_device_to_host("disallow"):
+        history = fit(DiscreteCodeTopicModel(30, 2, 4, ReinMax()), corpus, epochs=2, batch_size=16, progress=False)
+    assert reads == [3, 3] and np.all(np.isfinite(history["loss_per_token"]))
