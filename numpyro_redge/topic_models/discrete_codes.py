@@ -8,7 +8,7 @@ from numpyro import handlers
 
 from numpyro_redge.distributions import OneHotCategorical
 from numpyro_redge.estimators import Estimator, ReinMax
-from numpyro_redge.topic_models.training import Batch, Encoder
+from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
 from redge_core.topic_models import check_arguments, describe
 
 
@@ -51,7 +51,7 @@ class DiscreteCodeTopicModel:
             code_size,
             estimator,
         )
-        self.dtype = dtype
+        self.dtype = check_precision(dtype, "DiscreteCodeTopicModel")
         self.inference, self.label = describe("codes", estimator, "reinforce")
         self.initial_codebooks = jnp.asarray(
             0.1 * np.random.default_rng(seed).standard_normal((num_codes, code_size, vocabulary_size)), dtype
@@ -77,6 +77,7 @@ class DiscreteCodeTopicModel:
         return OneHotCategorical(logits=logits, estimator=self.estimator).to_event(1)
 
     def model(self, batch):
+        check_precision(self.dtype, "DiscreteCodeTopicModel")  # again where it runs: x64 may be off now
         uniform = jnp.zeros((self.num_codes, self.code_size), dtype=self.dtype)
         with (
             handlers.scale(scale=batch.scale),

@@ -7,7 +7,7 @@ from numpyro import handlers
 
 from numpyro_redge.distributions import OneHotCategorical
 from numpyro_redge.estimators import Estimator, ReinMax
-from numpyro_redge.topic_models.training import Batch, Encoder
+from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
 from redge_core.topic_models import check_arguments, describe
 
 
@@ -52,7 +52,7 @@ class LDA:
             estimator, Estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, hidden_size=hidden_size
         )
         self.vocabulary_size, self.num_topics, self.estimator = vocabulary_size, num_topics, estimator
-        self.concentration, self.dtype = concentration, dtype
+        self.concentration, self.dtype = concentration, check_precision(dtype, "LDA")
         self.inference, self.label = describe("LDA", estimator, "enumeration")
         self.initial_topic_logits = jnp.asarray(
             0.5 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)), dtype
@@ -69,6 +69,7 @@ class LDA:
         return jax.nn.log_softmax(logits, -1)
 
     def model(self, batch):
+        check_precision(self.dtype, "LDA")  # again where it runs: x64 may be off now
         log_topics = self.topic_log_probs()
         prior = jnp.full((self.num_topics,), self.concentration, dtype=self.dtype)
         with handlers.scale(scale=batch.scale):

@@ -7,7 +7,7 @@ from numpyro import handlers
 
 from numpyro_redge.distributions import Poisson
 from numpyro_redge.estimators import Estimator, ReinMax
-from numpyro_redge.topic_models.training import Batch, Encoder
+from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
 from redge_core.topic_models import check_arguments, describe
 
 
@@ -53,7 +53,8 @@ class PoissonTopicModel:
             hidden_size=hidden_size,
         )
         self.vocabulary_size, self.num_topics, self.estimator = vocabulary_size, num_topics, estimator
-        self.prior_rate, self.truncation, self.dtype = prior_rate, truncation, dtype
+        self.prior_rate, self.truncation = prior_rate, truncation
+        self.dtype = check_precision(dtype, "PoissonTopicModel")
         self.inference, self.label = describe("Poisson", estimator, "reinforce")
         self.initial_topic_rates = jnp.asarray(
             0.1 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)) - 3.0, dtype
@@ -80,6 +81,7 @@ class PoissonTopicModel:
         return topic_counts @ self.topic_rates(params) + jax.nn.softplus(background)
 
     def model(self, batch):
+        check_precision(self.dtype, "PoissonTopicModel")  # again where it runs: x64 may be off now
         prior = jnp.full((self.num_topics,), self.prior_rate, dtype=self.dtype)
         with (
             handlers.scale(scale=batch.scale),

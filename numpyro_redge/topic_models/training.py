@@ -107,6 +107,19 @@ def _total_loss(losses):
     return float(jnp.sum(jnp.stack(losses)))
 
 
+def check_precision(dtype, owner):
+    """A ``ValueError`` naming ``dtype`` when JAX cannot compute in it: float64 with JAX's x64 mode
+    off would silently become float32. The model never changes that global setting itself."""
+    available = jnp.zeros((), dtype).dtype
+    if available != jnp.dtype(dtype):
+        raise ValueError(
+            f"dtype of {owner} is {jnp.dtype(dtype).name}, but JAX computes in {available.name} while its x64 mode "
+            "is off: enable it (jax.config.update('jax_enable_x64', True), or `with jax.enable_x64(True):` around "
+            f"building and fitting the model), or pass dtype=jnp.{available.name}"
+        )
+    return dtype
+
+
 class Encoder:
     """The amortising network of every guide, log counts -> hidden -> outputs, as ``numpyro.param``
     sites named ``{name}.*`` (the same architecture and initialisation as ``torch.nn.Linear``)."""

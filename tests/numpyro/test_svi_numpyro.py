@@ -73,3 +73,20 @@ def test_topic_model_fit_reads_the_loss_from_the_device_once_per_epoch(monkeypat
     with jax.transfer_guard_device_to_host("disallow"):
         history = fit(DiscreteCodeTopicModel(30, 2, 4, ReinMax()), corpus, epochs=2, batch_size=16, progress=False)
     assert reads == [3, 3] and np.all(np.isfinite(history["loss_per_token"]))
+
+
+def test_topic_models_refuse_a_precision_jax_would_not_compute_in():
+    """LDA computes in float64: with JAX's x64 off it would silently run in float32, so it refuses,
+    naming ``dtype`` and how to enable x64 (it never changes the global setting itself)."""
+    from numpyro_redge.topic_models import LDA, DiscreteCodeTopicModel
+
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match=r"dtype of LDA is float64.*x64"):
+            LDA(10, 3)
+        with pytest.raises(ValueError, match=r"dtype of DiscreteCodeTopicModel is float64"):
+            DiscreteCodeTopicModel(10, 2, 3, dtype=jnp.float64)
+        assert DiscreteCodeTopicModel(10, 2, 3).dtype == jnp.float32
+    with jax.enable_x64(True):
+        model = LDA(10, 3)
+    with jax.enable_x64(False), pytest.raises(ValueError, match="x64"):
+        numpyro.handlers.seed(model.model, 0)(None)
