@@ -7,7 +7,6 @@ those of :class:`ReparameterizedDiscrete`, and :meth:`guide` keeps the prior's."
 import pyro.distributions as host
 import torch
 from torch.distributions import constraints
-from torch.distributions.utils import broadcast_all
 
 from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, _numpy_parameters
@@ -48,7 +47,9 @@ def _poisson_log_prob(base, value):
     """The host's Poisson log-pmf, with a gradient in the rate that is not NaN at ``rate = 0``:
     ``value · log(rate)`` reads the rate only where ``value ≠ 0`` (the host's ``xlogy`` has the
     derivative ``value / rate = 0 / 0`` there). The same floating-point operations as the host's."""
-    rate, value = broadcast_all(base.rate, value)
+    rate = base.rate
+    # Broadcast by the operations, not before them: on a grid of shape (K + 1, 1, ...), the log-gamma
+    # is taken once per count rather than once per count and batch element.
     return value.xlogy(torch.where(value == 0, torch.ones_like(rate), rate)) - rate - (value + 1).lgamma()
 
 
