@@ -162,4 +162,5 @@ def subset_from_uniform(logits, k, uniform):
 def top_k_one_hot(scores, k):
     """The k-hot vector of the ``k`` largest scores on the last axis (the MAP of a k-subset)."""
     _, indices = jax.lax.top_k(scores, k)
-    return jax.nn.one_hot(indices, scores.shape[-1], dtype=scores.dtype).sum(-2)
+    # A scatter of k ones per row: summing k one-hot rows would build a batch × k × n array.
+    return jnp.put_along_axis(jnp.zeros_like(scores), indices, jnp.ones((), scores.dtype), axis=-1, inplace=False)
