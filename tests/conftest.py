@@ -69,9 +69,6 @@ def pytest_configure(config):
             "XLA_FLAGS",
             "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 --xla_backend_optimization_level=0",
         )
-        # The notebook kernels and command-line runs the tests start inherit one thread too.
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(variable, "1")
         try:
             import torch
         except ImportError:
