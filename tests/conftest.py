@@ -74,3 +74,17 @@ def pytest_configure(config):
         except ImportError:
             return
         torch.set_num_threads(1)
+
+
+# The notebooks and the topic-model demos are the longest tests (10–26 s each). Collected last (their
+# files sort last), they would end the run on one worker while the other idles; run first, the short
+# tests fill the other worker meanwhile and the run ends evenly.
+_LONGEST_MODULES_FIRST = ("test_tutorials.py", "test_topic_models.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return _LONGEST_MODULES_FIRST.index(name) if name in _LONGEST_MODULES_FIRST else len(_LONGEST_MODULES_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each group is kept
