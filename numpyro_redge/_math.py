@@ -1,6 +1,7 @@
 """Pure-math helpers for the JAX backend: written once here, used by every estimator."""
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -131,10 +132,131 @@ def log_elementary_symmetric_table(logits, k):
     return jnp.where(possible, table, -jnp.inf)
 
 
+def sliding_dot(x, w, length):
+    """``out[..., j] = Σ_t x[..., j + t] · w[..., t]`` for ``j < length`` (``x`` zero past its end)."""
+    return _sliding_dot(x, w, length)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _sliding_dot(x, w, length):
+    width = w.shape[-1]
+    size = length + width - 1
+    batch = jnp.broadcast_shapes(x.shape[:-1], w.shape[:-1])
+    padded = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, max(0, size - x.shape[-1]))])[..., :size]
+    padded, w = jnp.broadcast_to(padded, batch + (size,)), jnp.broadcast_to(w, batch + (width,))
+    if width <= _SHIFTED_SUM_WIDTH:
+        return sum(padded[..., t : t + length] * w[..., t : t + 1] for t in range(width))
+
+    # Wider: a loop over the weights, each adding one shifted slice (measured on CPU at n = 10^4,
+    # k = 10^3: 7x faster than a gather of the windows and a batched matrix-vector product in
+    # float64, 2x faster than a depthwise convolution in float32, which has no fast float64 kernel).
+    def add_slice(t, out):
+        piece = jax.lax.dynamic_slice_in_dim(padded, t, length, axis=-1)
+        return out + piece * jax.lax.dynamic_slice_in_dim(w, t, 1, axis=-1)
+
+    return jax.lax.fori_loop(0, width, add_slice, jnp.zeros(batch + (length,), padded.dtype))
+
+
+#: Up to this many weights the shifted slices are summed unrolled (fewer steps than a loop).
+_SHIFTED_SUM_WIDTH = 8
+
+
+def _sliding_dot_forward(x, w, length):
+    return _sliding_dot(x, w, length), (x, w)
+
+
+def _sliding_dot_backward(length, residuals, grad):
+    # The derivatives are sliding dot products again (never the length × width outer product), so
+    # the backward pass is as cheap as the forward and itself differentiable.
+    x, w = residuals
+    grad_x = convolve(grad, w, x.shape[-1])
+    grad_w = sliding_dot(x, grad, w.shape[-1])
+    return _sum_to_shape(grad_x, x.shape), _sum_to_shape(grad_w, w.shape)
+
+
+def _sum_to_shape(value, shape):
+    extra = value.ndim - len(shape)
+    value = value.sum(tuple(range(extra))) if extra else value
+    axes = tuple(i for i, (have, want) in enumerate(zip(value.shape, shape, strict=True)) if want == 1 and have != 1)
+    return value.sum(axes, keepdims=True) if axes else value
+
+
+_sliding_dot.defvjp(_sliding_dot_forward, _sliding_dot_backward)
+
+
+def convolve(p, q, length):
+    """The first ``length`` coefficients of the product of the polynomials ``p`` and ``q``
+    (coefficients on the last axis, batch axes broadcast)."""
+    padded = jnp.pad(p, [(0, 0)] * (p.ndim - 1) + [(q.shape[-1] - 1, 0)])
+    return sliding_dot(padded, jnp.flip(q, -1), length)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
 def log_elementary_symmetric(logits, k):
     r""":math:`\log e_k(e^{\theta})` over the last axis: the log-partition function of the k-subset
-    family :math:`p(z) \propto \exp\langle z, \theta \rangle`."""
-    return log_elementary_symmetric_table(logits, k)[-1][..., k]
+    family :math:`p(z) \propto \exp\langle z, \theta \rangle`, through the exact identity
+
+    .. math:: \log e_k(e^{\theta}) = k a + \sum_i \log(1 + e^{\theta_i - a})
+        + \log P(S = k), \qquad S = \sum_i B_i,\ B_i \sim \mathrm{Bernoulli}(\sigma(\theta_i - a)),
+
+    which holds for every :math:`a`. The tilt :math:`a` (found by bisection, without gradient) puts
+    the mean of :math:`S` at ``k``, so :math:`P(S = k) \ge 1/(n + 1)` (the mode of a Poisson-binomial
+    law is within one of its mean): the probability is computed as the coefficient of :math:`x^k` in
+    :math:`\prod_i (1 - \pi_i + \pi_i x)`, multiplying pairs of polynomials (truncated at degree ``k``)
+    in a tree, with sums of non-negative terms only. Work O(n·k), O(log n) sequential steps, stable
+    for logits of any magnitude; masked (``-inf``) logits have probability 0 and exactly zero
+    derivatives; ``-inf`` where fewer than ``k`` items are unmasked. Computed in at least float32.
+    """
+    theta = logits.astype(compute_dtype(logits.dtype))
+    masked = theta == -jnp.inf
+    tilt = jax.lax.stop_gradient(_tilt(jax.lax.stop_gradient(theta), masked, k))
+    shifted = theta - tilt
+    # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), with the k·a of the identity cancelled against the
+    # a of the items above the tilt: no large terms that cancel (k·a alone can be far larger).
+    above = shifted > 0
+    polynomials = jnp.stack([jax.nn.sigmoid(-shifted), jax.nn.sigmoid(shifted)], -1)
+    while polynomials.shape[-2] > 1:
+        if polynomials.shape[-2] % 2:
+            one = jnp.zeros_like(polynomials[..., :1, :]).at[..., 0].set(1.0)
+            polynomials = jnp.concatenate([polynomials, one], -2)
+        degree = min(2 * (polynomials.shape[-1] - 1), k)
+        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], degree + 1)
+    possible = jnp.sum(~masked, -1) >= k
+    probability = jnp.where(possible, polynomials[..., 0, k], 1.0)
+    value = (
+        jnp.where(above, theta, 0.0).sum(-1)
+        + (k - above.sum(-1)) * tilt[..., 0]
+        + jnp.log1p(jnp.exp(-jnp.abs(shifted))).sum(-1)
+        + jnp.log(probability)
+    )
+    return jnp.where(possible, value, -jnp.inf).astype(logits.dtype)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def inclusion_probabilities(logits, k):
+    r"""The k-subset family's marginals :math:`\nabla_\theta \log e_k(e^{\theta})` (differentiable),
+    compiled with the log-normaliser as one program per shape and ``k``."""
+    return jax.grad(lambda theta: log_elementary_symmetric(theta, k).sum())(logits)
+
+
+def _tilt(theta, masked, k, iterations=60):
+    r"""The :math:`a` at which :math:`\sum_i \sigma(\theta_i - a) = k`, by a fixed number of bisection
+    steps, shape ``(..., 1)``. The bracket reaches ``log(n + 1) + 10`` past the extreme logits: there
+    the sum is within :math:`e^{-10}` of 0 or of the number of unmasked items."""
+    margin = math.log(theta.shape[-1] + 1) + 10.0
+    low = jnp.where(masked, jnp.inf, theta).min(-1, keepdims=True) - margin
+    high = jnp.where(masked, -jnp.inf, theta).max(-1, keepdims=True) + margin
+    low = jnp.where(jnp.isfinite(low), low, 0.0)  # every item masked: any a will do
+    high = jnp.where(jnp.isfinite(high), high, 0.0)
+
+    def bisect(_, bracket):
+        low, high = bracket
+        middle = (low + high) / 2
+        too_low = jax.nn.sigmoid(theta - middle).sum(-1, keepdims=True) > k
+        return jnp.where(too_low, middle, low), jnp.where(too_low, high, middle)
+
+    low, high = jax.lax.fori_loop(0, iterations, bisect, (low, high))
+    return (low + high) / 2
 
 
 @functools.partial(jax.jit, static_argnums=(1,))

@@ -1,5 +1,7 @@
 """Pure-math helpers for the PyTorch backend: written once here, used by every estimator."""
 
+import math
+
 import torch
 
 
@@ -135,10 +137,104 @@ def _masked_log_elementary_symmetric_table(logits, masked, k):
     return torch.where(possible, torch.stack(rows), -torch.inf)
 
 
+class _SlidingDot(torch.autograd.Function):
+    r"""``out[..., j] = Σ_t x[..., j + t] · w[..., t]`` for ``j < length`` (``x`` read as zero past
+    its end). Its derivatives are themselves sliding dot products, so the backward pass never forms
+    the ``length × len(w)`` outer product that autograd through ``unfold`` would, and it stays
+    differentiable to any order."""
+
+    @staticmethod
+    def forward(ctx, x, w, length):
+        ctx.save_for_backward(x, w)
+        ctx.length = length
+        return _sliding_dot_values(x, w, length)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        # d/dx[i] = Σ_j grad[j] w[i - j] (a convolution); d/dw[t] = Σ_j grad[j] x[j + t].
+        grad_x = convolve(grad, w, x.shape[-1]) if ctx.needs_input_grad[0] else None
+        grad_w = sliding_dot(x, grad, w.shape[-1]) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w, None
+
+
+def _sliding_dot_values(x, w, length):
+    width = w.shape[-1]
+    padded = torch.nn.functional.pad(x, (0, max(0, length + width - 1 - x.shape[-1])))
+    windows = padded.unfold(-1, width, 1)[..., :length, :]
+    return (windows @ w.unsqueeze(-1)).squeeze(-1)
+
+
+def sliding_dot(x, w, length):
+    """``out[..., j] = Σ_t x[..., j + t] · w[..., t]`` for ``j < length`` (``x`` zero past its end)."""
+    return _SlidingDot.apply(x, w, length)
+
+
+def convolve(p, q, length):
+    """The first ``length`` coefficients of the product of the polynomials ``p`` and ``q``
+    (coefficients on the last axis, batch axes broadcast)."""
+    return sliding_dot(torch.nn.functional.pad(p, (q.shape[-1] - 1, 0)), q.flip(-1), length)
+
+
 def log_elementary_symmetric(logits, k):
     r""":math:`\log e_k(e^{\theta})` over the last axis: the log-partition function of the k-subset
-    family :math:`p(z) \propto \exp\langle z, \theta \rangle`."""
-    return log_elementary_symmetric_table(logits, k)[-1][..., k]
+    family :math:`p(z) \propto \exp\langle z, \theta \rangle`, through the exact identity
+
+    .. math:: \log e_k(e^{\theta}) = k a + \sum_i \log(1 + e^{\theta_i - a})
+        + \log P(S = k), \qquad S = \sum_i B_i,\ B_i \sim \mathrm{Bernoulli}(\sigma(\theta_i - a)),
+
+    which holds for every :math:`a`. The tilt :math:`a` (found by bisection, without gradient) puts
+    the mean of :math:`S` at ``k``, so :math:`P(S = k) \ge 1/(n + 1)` (the mode of a Poisson-binomial
+    law is within one of its mean): the probability is computed as the coefficient of :math:`x^k` in
+    :math:`\prod_i (1 - \pi_i + \pi_i x)`, multiplying pairs of polynomials (truncated at degree ``k``)
+    in a tree, with sums of non-negative terms only. Work O(n·k), O(log n) sequential steps, stable
+    for logits of any magnitude; masked (``-inf``) logits have probability 0 and exactly zero
+    derivatives; ``-inf`` where fewer than ``k`` items are unmasked. Computed in at least float32.
+    """
+    dtype = compute_dtype(logits.dtype)
+    theta = logits.to(dtype)
+    masked = theta == -torch.inf
+    tilt = _tilt(theta, masked, k)
+    shifted = theta - tilt
+    # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), with the k·a of the identity cancelled against the
+    # a of the items above the tilt: no large terms that cancel (k·a alone can be far larger).
+    above = shifted > 0
+    polynomials = torch.stack([torch.sigmoid(-shifted), torch.sigmoid(shifted)], -1)
+    while polynomials.shape[-2] > 1:
+        if polynomials.shape[-2] % 2:
+            one = torch.zeros_like(polynomials[..., :1, :])
+            one[..., 0] = 1.0
+            polynomials = torch.cat([polynomials, one], -2)
+        degree = min(2 * (polynomials.shape[-1] - 1), k)
+        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], degree + 1)
+    possible = (~masked).sum(-1) >= k
+    probability = torch.where(possible, polynomials[..., 0, k], 1.0)
+    value = (
+        torch.where(above, theta, 0.0).sum(-1)
+        + (k - above.sum(-1)) * tilt.squeeze(-1)
+        + torch.log1p(torch.exp(-shifted.abs())).sum(-1)
+        + probability.log()
+    )
+    return torch.where(possible, value, -torch.inf).to(logits.dtype)
+
+
+def _tilt(theta, masked, k, iterations=60):
+    r"""The :math:`a` at which :math:`\sum_i \sigma(\theta_i - a) = k`, by a fixed number of bisection
+    steps (no host synchronisation), shape ``(..., 1)``. The bracket reaches ``log(n + 1) + 10`` past
+    the extreme logits: there the sum is within :math:`e^{-10}` of 0 or of the number of unmasked
+    items."""
+    with torch.no_grad():
+        margin = math.log(theta.shape[-1] + 1) + 10.0
+        low = torch.where(masked, torch.inf, theta).amin(-1, keepdim=True) - margin
+        high = torch.where(masked, -torch.inf, theta).amax(-1, keepdim=True) + margin
+        low = torch.where(torch.isfinite(low), low, 0.0)  # every item masked: any a will do
+        high = torch.where(torch.isfinite(high), high, 0.0)
+        for _ in range(iterations):
+            middle = (low + high) / 2
+            too_low = torch.sigmoid(theta - middle).sum(-1, keepdim=True) > k
+            low = torch.where(too_low, middle, low)
+            high = torch.where(too_low, high, middle)
+        return (low + high) / 2
 
 
 def subset_from_uniform(logits, k, uniform):

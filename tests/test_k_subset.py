@@ -60,11 +60,37 @@ def test_log_normalizer_at_scale_against_a_float64_reference(backend, scale):
     ours32 = backend.numpy(log_elementary_symmetric(backend.array(logits, "float32"), 200))
     np.testing.assert_allclose(ours32, reference, rtol=1e-6)
     marginals = backend.numpy(backend.lib.KSubset(backend.array(logits), 200).marginals)
-    # Reverse mode through 2 000 recursion steps at logits of ±1e3: ~1e-11 relative rounding.
+    # Reverse mode through the product tree at logits of ±1e3: ~1e-11 relative rounding.
     np.testing.assert_allclose(marginals.sum(-1), 200.0, rtol=1e-9, atol=0)
     # Probabilities, up to rounding: the marginals are exponentials of differences of entries of
     # size |log e_k| ≈ 2·10⁵ here, each good to 2·10⁵ × 1.1e-16 ≈ 2e-11; bound 1e-9.
     assert np.all((marginals >= -1e-9) & (marginals <= 1 + 1e-9))
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-6)])
+def test_log_normalizer_at_the_edges_of_k_against_the_recursion(backend, dtype, rtol):
+    """The tilted product tree against the float64 log-space recursion where the tilt is extreme:
+    k = 1, k = n, k = the number of unmasked items, fewer unmasked items than k (``-inf``, with
+    zero gradients), logits from 1e-3 to 1e6 in size, an odd n (padded levels of the tree); the
+    gradient is the exact marginals and is exactly zero on masked items."""
+    rng = np.random.default_rng(3)
+    n = 37
+    logits = rng.normal(size=(6, n)) * np.array([[1e-3], [1.0], [30.0], [1e3], [1e6], [1.0]])
+    logits[5, :30] = -np.inf  # 7 unmasked items in the last row
+    log_elementary_symmetric = backend.lib._math.log_elementary_symmetric
+    for k in [1, 8, n]:
+        reference = cases.reference_log_elementary_symmetric(logits, k)
+        ours = backend.numpy(log_elementary_symmetric(backend.array(logits, dtype), k)).astype(np.float64)
+        np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(reference))
+        assert np.all(np.isneginf(ours[~np.isfinite(reference)]))
+        finite = np.isfinite(reference)
+        # Relative to the size of the terms summed (|log e_k| and k·max|θ|): float rounding.
+        scale = np.maximum(np.abs(reference[finite]), k * np.abs(np.where(np.isinf(logits), 0, logits)).max(-1)[finite])
+        assert np.all(np.abs(ours[finite] - reference[finite]) <= rtol * np.maximum(scale, 1.0)), k
+        (grad,) = backend.grad(lambda x, k=k: log_elementary_symmetric(x, k).sum(), logits.astype(dtype))
+        assert np.all(np.isfinite(grad)) and np.all(grad[np.isinf(logits)] == 0)
+        assert np.all(grad[~finite] == 0)
+        np.testing.assert_allclose(grad.sum(-1)[finite], float(k), rtol=10 * rtol)
 
 
 def test_exact_sampling_matches_the_pmf_and_perturb_and_map_deviation_is_measured(backend, report):

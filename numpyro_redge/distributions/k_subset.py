@@ -6,7 +6,13 @@ import jax
 import jax.numpy as jnp
 from numpyro.distributions import Distribution, constraints
 
-from numpyro_redge._math import expected_log_prob, log_elementary_symmetric, subset_from_uniform, top_k_one_hot
+from numpyro_redge._math import (
+    expected_log_prob,
+    inclusion_probabilities,
+    log_elementary_symmetric,
+    subset_from_uniform,
+    top_k_one_hot,
+)
 from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.util import check_estimator, check_value, mask_outside_support, maskable_real_vector
 from numpyro_redge.estimators import AIMLE, MarginalStraightThrough
@@ -73,10 +79,12 @@ class KSubset(Distribution):
     .. math:: p(z) = \exp\left(\langle z, \theta\rangle - \log e_k(e^{\theta})\right),
         \qquad z \in \{0, 1\}^n,\ \textstyle\sum_i z_i = k,
 
-    with :math:`e_k` the k-th elementary symmetric polynomial, computed by an O(n·k) log-space
-    recursion (a ``lax.scan``; stable for logits of ±1e3). ``log_prob`` is exact,
-    :attr:`marginals` (:math:`\mathbb{E}[z] = \nabla_\theta \log e_k`) are exact, and
-    :meth:`sample_exact` draws exactly from the same recursion. ``sample()`` draws through the
+    with :math:`e_k` the k-th elementary symmetric polynomial, computed as a Poisson-binomial
+    probability by a tree of polynomial products (O(n·k) work, O(log n) sequential steps, stable for
+    logits of any magnitude; see :func:`~numpyro_redge._math.log_elementary_symmetric`). ``log_prob``
+    is exact, :attr:`marginals` (:math:`\mathbb{E}[z] = \nabla_\theta \log e_k`) are exact, and
+    :meth:`sample_exact` draws exactly, walking back the O(n·k) log-space recursion's table
+    (a ``lax.scan``). ``sample()`` draws through the
     estimator: for :class:`~numpyro_redge.estimators.MarginalStraightThrough` (the default) an
     exact draw; for :class:`~numpyro_redge.estimators.IMLE` / :class:`~numpyro_redge.estimators.AIMLE`
     perturb-and-MAP, whose law is *not* this distribution (total variation about 0.04 with Gumbel
@@ -157,7 +165,7 @@ class KSubset(Distribution):
     @property
     def marginals(self):
         r"""The exact inclusion probabilities :math:`\mathbb{E}[z] = \nabla_\theta \log e_k`."""
-        return jax.grad(lambda logits: log_elementary_symmetric(logits, self.k).sum())(self.logits)
+        return inclusion_probabilities(self.logits, self.k)
 
     @property
     def mean(self):
