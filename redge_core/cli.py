@@ -70,7 +70,7 @@ BENCHMARKS = (
         install="pip install redge==0.1.0 reinmax==0.1.0 (the reference packages it is timed against)",
         takes_device=True,
     ),
-    Benchmark("count_scaling.py", ("pyro", "numpyro"), any_host=True),
+    Benchmark("scaling.py", ("pyro", "numpyro"), any_host=True),
     Benchmark("reinforce_race.py", ("pyro", "numpyro"), any_host=True),
 )
 
