@@ -6,6 +6,7 @@ import numpy as np
 ESTIMATORS = {
     "straight_through": ("StraightThrough", {}),
     "gumbel_softmax": ("GumbelSoftmax", {"temperature": 0.5}),
+    "gumbel_rao": ("GumbelRao", {"temperature": 0.5, "num_draws": 10}),
     "reinmax": ("ReinMax", {"temperature": 1.0}),
     "reinmax_t2": ("ReinMax", {"temperature": 2.0}),
     "redge": ("ReDGE", {}),
@@ -13,7 +14,7 @@ ESTIMATORS = {
     "redge_rein": ("ReDGE", {"variant": "rein"}),
 }
 # Estimators whose hard samples are exactly Cat(softmax θ).
-EXACT_LAW = ["straight_through", "gumbel_softmax", "reinmax", "reinmax_t2"]
+EXACT_LAW = ["straight_through", "gumbel_softmax", "gumbel_rao", "reinmax", "reinmax_t2"]
 REDGE_SETTINGS = {  # id -> ReDGE keyword arguments, the reference function and its arguments
     "redge_5_0.5": ({"num_steps": 5, "t1": 0.5}, "redge"),
     "redge_3_0.5": ({"num_steps": 3, "t1": 0.5}, "redge"),
@@ -35,6 +36,9 @@ BAD_ESTIMATOR_ARGUMENTS = [
     ("GumbelSoftmax", {"temperature": 0.0}, "temperature"),
     ("GumbelSoftmax", {"temperature": -1.0}, "temperature"),
     ("GumbelSoftmax", {"temperature": float("nan")}, "temperature"),
+    ("GumbelRao", {"temperature": 0.0}, "temperature"),
+    ("GumbelRao", {"num_draws": 0}, "num_draws"),
+    ("GumbelRao", {"num_draws": 2.5}, "num_draws"),
     ("ReinMax", {"temperature": 0.0}, "temperature"),
     ("ReinMax", {"temperature": float("inf")}, "temperature"),
     ("ReDGE", {"num_steps": 1}, "num_steps"),

@@ -1,8 +1,8 @@
 """Proof that a computation never waits for the device: a context in each host that fails on any
 host synchronisation.
 
-- PyTorch: a ``TorchFunctionMode`` that raises on every tensor method that copies a value to the
-  host (``.item()``, ``bool()``, ``float()``, ``int()``, ``.tolist()``, ``.cpu()``, ``.numpy()``
+- PyTorch: every tensor method that copies a value to the host, replaced for the block by one
+  that raises (``.item()``, ``bool()``, ``float()``, ``int()``, ``.tolist()``, ``.cpu()``, ``.numpy()``
   and the index protocol). On a CPU machine these cost nothing, so only such a guard shows that a
   GPU run would not stall on them.
 - JAX: ``jax.transfer_guard("disallow")``, around a ``jit``-compiled call whose inputs are already
@@ -28,19 +28,27 @@ class HostSynchronisation(RuntimeError):
     """A tensor's value was read on the host inside a guarded block."""
 
 
+@contextlib.contextmanager
 def torch_guard():
+    """Each synchronising method of ``torch.Tensor`` replaced, for the block, by one that raises. A
+    ``TorchFunctionMode`` alone is not enough: the autograd engine runs the backward of a custom
+    ``autograd.Function`` outside it (a ``bool()`` there went unnoticed)."""
     import torch
-    from torch.overrides import TorchFunctionMode
 
-    forbidden = {getattr(torch.Tensor, name): name for name in SYNCHRONISING_TENSOR_METHODS}
+    def forbidden(name):
+        def method(*args, **kwargs):
+            raise HostSynchronisation(f"host synchronisation: Tensor.{name} inside a guarded block")
 
-    class NoHostSynchronisation(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if func in forbidden:
-                raise HostSynchronisation(f"host synchronisation: Tensor.{forbidden[func]} inside a guarded block")
-            return func(*args, **(kwargs or {}))
+        return method
 
-    return NoHostSynchronisation()
+    originals = {name: getattr(torch.Tensor, name) for name in SYNCHRONISING_TENSOR_METHODS}
+    try:
+        for name in SYNCHRONISING_TENSOR_METHODS:
+            setattr(torch.Tensor, name, forbidden(name))
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
 
 
 @contextlib.contextmanager

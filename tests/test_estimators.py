@@ -233,6 +233,81 @@ def test_gumbel_softmax_gradient_is_that_of_the_relaxed_sample(backend):
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
 
 
+def conditional_gumbel_closed_form(logits, index, exponentials):
+    """θ + G given argmax(θ + G) = index, by the top-down construction, in NumPy (float64)."""
+    log_partition = np.logaddexp.reduce(logits, -1, keepdims=True)
+    where = np.broadcast_to(index, exponentials.shape[:-1] + (1,))
+    chosen = np.take_along_axis(exponentials, where, -1)
+    perturbed = -np.log(exponentials * np.exp(-logits) + chosen / np.exp(log_partition))
+    np.put_along_axis(perturbed, where, log_partition - np.log(chosen), -1)
+    return perturbed
+
+
+def test_gumbel_rao_averages_gumbel_softmax_over_conditional_gumbels(backend):
+    """Per draw: the gradient is the mean over the M conditional draws of the Gumbel-softmax
+    gradient at θ + G_m (closed form in NumPy), and argmax(θ + G_m) is the sample. In law: the
+    conditional construction, with D ~ Cat(softmax θ), gives back unconditional Gumbels, checked by
+    Kolmogorov-Smirnov tests of max(θ + G) ~ Gumbel(logsumexp θ) and of each G_j ~ Gumbel(0, 1)
+    (20 000 draws, 7 tests at level 1e-4 each: false alarm < 1e-3)."""
+    rng = np.random.default_rng(21)
+    logits, cotangent = rng.normal(size=(5, 6)), rng.normal(size=(5, 6))
+    logits[1, 2] = -np.inf
+    estimator = backend.lib.GumbelRao(temperature=0.7, num_draws=4)
+    uniform, exponentials = backend.sample_noise(estimator, backend.array(logits), backend.rng(21).next())
+    sample, ours = sample_and_vjp(backend, estimator, backend.array(logits), cotangent, uniform, exponentials)
+    index = backend.numpy(sample).argmax(-1)[:, None]
+    perturbed = conditional_gumbel_closed_form(logits, index, backend.numpy(exponentials))
+    assert np.all(perturbed.argmax(-1) == index[:, 0])
+    expected = softmax_vjp(softmax(perturbed / 0.7, -1), cotangent).mean(0) / 0.7
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-14)
+    assert ours[1, 2] == 0.0
+
+    draws = 20_000
+    theta = np.array([1.5, 0.2, -0.7, 0.0, 0.9, -2.0])
+    index = rng.choice(6, size=(draws, 1), p=softmax(theta))
+    perturbed = conditional_gumbel_closed_form(theta, index, rng.exponential(size=(draws, 6)))
+    p_values = [stats.kstest(perturbed.max(-1), stats.gumbel_r(loc=np.logaddexp.reduce(theta)).cdf).pvalue]
+    p_values += [stats.kstest(perturbed[:, j] - theta[j], stats.gumbel_r.cdf).pvalue for j in range(6)]
+    assert min(p_values) > 1e-4, p_values
+
+
+def test_gumbel_rao_has_the_expectation_of_gumbel_softmax_and_less_variance(backend, report):
+    """Rao-Blackwellisation keeps the expectation and lowers the variance: at τ = 0.5 on a quadratic
+    f(D) = (⟨D, w⟩ − 0.5)², K = 6, the mean gradients of GumbelSoftmax and GumbelRao(M = 10) agree
+    within 4.4 standard errors per coordinate (false alarm < 1e-4 over the 6) and GumbelRao's total
+    variance is below 0.8 of GumbelSoftmax's (measured 0.59 in NumPyro, 0.60 in PyTorch; each
+    variance is estimated to a few per cent from 40 000 draws, so 0.8 is far beyond the noise; the
+    variance that the sample D itself carries is not removed by conditioning on it); both against
+    the exact gradient of E[f(D)] by enumeration (reported)."""
+    K, draws = 6, 40_000
+    rng = np.random.default_rng(22)
+    logits, weights = rng.normal(size=K), rng.normal(size=K)
+    values = (np.eye(K) @ weights - 0.5) ** 2
+    probs = softmax(logits)
+    exact = probs * (values - probs @ values)
+    batch, host_weights, keys = backend.array(np.tile(logits, (draws, 1))), backend.array(weights), backend.rng(22)
+    per_draw = {}
+    for name, estimator in [
+        ("GumbelSoftmax", backend.lib.GumbelSoftmax(temperature=0.5)),
+        ("GumbelRao", backend.lib.GumbelRao(temperature=0.5, num_draws=10)),
+    ]:
+        noise = backend.sample_noise(estimator, batch, keys.next())
+
+        def loss(x, estimator=estimator, noise=noise):
+            return ((estimator.apply(x, *noise) @ host_weights - 0.5) ** 2).sum()
+
+        (per_draw[name],) = backend.grad(loss, batch)
+    gs, gr = per_draw["GumbelSoftmax"], per_draw["GumbelRao"]
+    z = (gs.mean(0) - gr.mean(0)) / np.sqrt((gs.var(0) + gr.var(0)) / draws)
+    assert np.abs(z).max() < 4.4
+    ratio = gr.var(0).sum() / gs.var(0).sum()
+    report(
+        f"{backend.name:7s} GumbelRao(τ 0.5, M 10) vs GumbelSoftmax(τ 0.5), quadratic f, K = 6: variance ratio "
+        f"{ratio:.3f}; |bias| {np.linalg.norm(gr.mean(0) - exact):.4f} vs {np.linalg.norm(gs.mean(0) - exact):.4f}"
+    )
+    assert ratio < 0.8
+
+
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
 def test_reinmax_equals_the_reference_and_its_closed_form(backend, temperature):
     torch = pytest.importorskip("torch")

@@ -1,5 +1,6 @@
 from numpyro_redge.estimators.aimle import AIMLE, AIMLEState
 from numpyro_redge.estimators.base import Estimator
+from numpyro_redge.estimators.gumbel_rao import GumbelRao
 from numpyro_redge.estimators.gumbel_softmax import GumbelSoftmax
 from numpyro_redge.estimators.imle import IMLE
 from numpyro_redge.estimators.marginal_straight_through import MarginalStraightThrough
@@ -11,6 +12,7 @@ __all__ = [
     "AIMLE",
     "AIMLEState",
     "Estimator",
+    "GumbelRao",
     "GumbelSoftmax",
     "IMLE",
     "MarginalStraightThrough",

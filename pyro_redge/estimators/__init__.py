@@ -1,5 +1,6 @@
 from pyro_redge.estimators.aimle import AIMLE, AIMLEState
 from pyro_redge.estimators.base import Estimator
+from pyro_redge.estimators.gumbel_rao import GumbelRao
 from pyro_redge.estimators.gumbel_softmax import GumbelSoftmax
 from pyro_redge.estimators.imle import IMLE
 from pyro_redge.estimators.marginal_straight_through import MarginalStraightThrough
@@ -11,6 +12,7 @@ __all__ = [
     "AIMLE",
     "AIMLEState",
     "Estimator",
+    "GumbelRao",
     "GumbelSoftmax",
     "IMLE",
     "MarginalStraightThrough",

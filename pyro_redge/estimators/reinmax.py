@@ -38,13 +38,16 @@ class _ReinMaxFunction(torch.autograd.Function):
         grad = softmax_vjp(midpoint, 2.0 * grad_sample) - softmax_vjp(probs, 0.5 * grad_sample)
         # The reference centres the gradient; it is already centred up to rounding. Masked classes
         # (probability 0) are left out of the centring, so that their gradient stays exactly 0.
+        # One expression for masked and unmasked rows (as in JAX): branching on whether any class is
+        # masked would read a value on the host in every backward pass.
         masked = probs == 0
-        centred = grad - grad.mean(-1, keepdim=True)
-        if bool(masked.any()):
-            count = (~masked).sum(-1, keepdim=True).clamp(min=1)
-            masked_mean = grad.masked_fill(masked, 0.0).sum(-1, keepdim=True) / count
-            rows = masked.any(-1, keepdim=True)
-            centred = torch.where(rows, (grad - masked_mean).masked_fill(masked, 0.0), centred)
+        count = (~masked).sum(-1, keepdim=True).clamp(min=1)
+        masked_mean = grad.masked_fill(masked, 0.0).sum(-1, keepdim=True) / count
+        centred = torch.where(
+            masked.any(-1, keepdim=True),
+            (grad - masked_mean).masked_fill(masked, 0.0),
+            grad - grad.mean(-1, keepdim=True),
+        )
         return centred.to(ctx.logits_dtype), None, None
 
 

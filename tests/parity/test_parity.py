@@ -27,6 +27,8 @@ def draw_noise(estimator, rng, shape):
         return (rng.gumbel(size=shape),)
     if isinstance(estimator, pyro_redge.ReDGE):
         return (rng.normal(size=shape), uniform)
+    if isinstance(estimator, pyro_redge.GumbelRao):
+        return (uniform, rng.exponential(size=(estimator.num_draws,) + shape))
     return (uniform,)
 
 
