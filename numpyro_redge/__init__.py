@@ -29,10 +29,10 @@ from numpyro_redge.estimators import (
 )
 from numpyro_redge.infer import AutoRelaxed, RelaxReparam, UnrelaxedModelWarning, relax
 from numpyro_redge.kl import kl_divergence
-
-__version__ = "0.1.0"
+from redge_core import __version__
 
 __all__ = [
+    "__version__",
     "AIMLE",
     "AIMLEState",
     "AutoRelaxed",

@@ -28,10 +28,10 @@ from pyro_redge.estimators import (
 )
 from pyro_redge.infer import AutoRelaxed, RelaxReparam, UnrelaxedModelWarning, relax
 from pyro_redge.kl import kl_divergence
-
-__version__ = "0.1.0"
+from redge_core import __version__
 
 __all__ = [
+    "__version__",
     "AIMLE",
     "AIMLEState",
     "AutoRelaxed",

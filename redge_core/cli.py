@@ -15,6 +15,8 @@ import pathlib
 import runpy
 import sys
 
+import redge_core
+
 # Budgets of `redge demo`: (epochs, steps cap or None) per model; --quick takes a few steps.
 DEMO_BUDGETS = {"full": {"lda": (8, None), "codes": (30, None)}, "quick": {"lda": (1, 12), "codes": (1, 25)}}
 DEMO_TOPICS = {"full": 20, "quick": 10}
@@ -185,6 +187,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="redge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"redge {redge_core.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in [
         ("demo", "fit topic models with discrete latents to the bundled news corpus in each installed host"),
