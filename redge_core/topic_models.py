@@ -93,6 +93,35 @@ def plan_batch(corpus, documents, scale=1.0, batch_size=None, token_bucket=None,
     )
 
 
+#: The largest number of elements (``num_samples × documents × vocabulary``) that one chunk of a
+#: held-out evaluation holds: 2^24, 64 MiB in float32. The bundled corpus (372 held-out documents,
+#: 2 000 words, 16 samples) is one chunk; 10^6 documents of 10^4 words are 10^4 chunks of 104.
+HELD_OUT_CHUNK_ELEMENTS = 2**24
+
+
+class HeldOutBound:
+    """The held-out evaluation of both hosts' topic models, in chunks of documents so that its
+    memory does not grow with the corpus: a model defines ``_held_out_bound(corpus, num_samples,
+    seed) -> float``, the bound summed over the documents of ``corpus``, and ``vocabulary_size``."""
+
+    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0, chunk_documents=None):
+        """The model's held-out bound (see ``_held_out_bound``) per token of ``corpus``, computed in
+        chunks of ``chunk_documents`` documents (default: as many as keep ``num_samples ×
+        documents × vocabulary`` within :data:`HELD_OUT_CHUNK_ELEMENTS`), the ``i``-th chunk with
+        ``seed + i`` (one chunk: exactly the bound of the whole corpus with ``seed``)."""
+        check_positive_integer("num_samples", num_samples)
+        if chunk_documents is None:
+            chunk_documents = max(1, HELD_OUT_CHUNK_ELEMENTS // (num_samples * self.vocabulary_size))
+        check_positive_integer("chunk_documents", chunk_documents)
+        if corpus.num_tokens == 0:
+            raise ValueError("the held-out corpus has no tokens: its bound per token is undefined")
+        total = 0.0
+        for index, first in enumerate(range(0, corpus.num_documents, chunk_documents)):
+            chunk = corpus.subset(np.arange(first, min(first + chunk_documents, corpus.num_documents)))
+            total += self._held_out_bound(chunk, num_samples, seed + index)
+        return total / corpus.num_tokens
+
+
 def run_epochs(
     topic_model,
     corpus,

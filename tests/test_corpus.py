@@ -22,7 +22,7 @@ def test_the_bundled_news_corpus_loads_with_a_disjoint_held_out_split():
 def test_npmi_matches_its_definition_on_a_small_corpus():
     # Four documents over three words: word 0 in docs {0,1,2}, word 1 in {0,1}, word 2 in {3}.
     counts = np.array([[1, 2, 0], [3, 1, 0], [1, 0, 0], [0, 0, 4]])
-    corpus = redge_corpus._corpus_from_counts(counts)
+    corpus = redge_corpus.Corpus.from_counts(counts)
     p0, p1, p01 = 3 / 4, 2 / 4, 2 / 4
     expected_01 = np.log(p01 / (p0 * p1)) / -np.log(p01)
     # Top-3 words of the topic are 0, 1, 2: pairs (0,1), (0,2), (1,2); the last two never co-occur.
@@ -54,3 +54,26 @@ def test_a_malformed_corpus_is_rejected():
         redge_corpus.Corpus(np.array(["a", "b"]), np.array([0, 3]), np.array([0, 1]), np.array([1, 1]))
     with pytest.raises(ValueError, match="vocabulary"):
         redge_corpus.Corpus(np.array(["a"]), np.array([0, 1]), np.array([4]), np.array([1]))
+
+
+@pytest.mark.parametrize("generator", ["synthetic_lda_corpus", "synthetic_code_corpus", "synthetic_poisson_corpus"])
+def test_synthetic_corpora_do_not_depend_on_the_generation_chunk(monkeypatch, generator):
+    """The generators draw the documents in chunks (their dense counts one chunk at a time): the
+    corpus is the same, bit for bit, whatever the chunk size."""
+    whole, topics = getattr(redge_corpus, generator)(num_documents=50, vocabulary_size=40, seed=3)
+    monkeypatch.setattr(redge_corpus, "GENERATOR_CHUNK_DOCUMENTS", 7)
+    chunked, chunked_topics = getattr(redge_corpus, generator)(num_documents=50, vocabulary_size=40, seed=3)
+    assert whole.num_documents == chunked.num_documents == 50 and np.array_equal(topics, chunked_topics)
+    for field in ("vocabulary", "offsets", "word_indices", "word_counts"):
+        assert np.array_equal(getattr(whole, field), getattr(chunked, field)), field
+
+
+def test_npmi_reads_only_the_topics_words():
+    """Document frequencies of a few words (what the coherence asks for, topic by topic) equal
+    the dense computation."""
+    corpus, _ = redge_corpus.synthetic_lda_corpus(num_documents=30, vocabulary_size=25, seed=4)
+    presence = corpus.bag_of_words() > 0
+    words = np.array([3, 17, 0, 24])
+    single, pair = corpus.document_frequencies(words)
+    np.testing.assert_array_equal(single, presence[:, words].sum(0))
+    np.testing.assert_array_equal(pair, presence[:, words].T.astype(int) @ presence[:, words].astype(int))

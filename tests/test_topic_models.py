@@ -41,7 +41,21 @@ def _fit_pair(backend, make, corpus):
         )
         assert np.isfinite(history["loss_per_token"]).all()
         fitted[name] = (topic_model, topic_model.held_out_bound_per_token(held_out))
+    _assert_held_out_chunks_add_up(topic_model, held_out, fitted[name][1])
     return fitted
+
+
+def _assert_held_out_chunks_add_up(topic_model, held_out, whole):
+    """The held-out bound in chunks of 7 documents is the sum of the chunks' bounds (chunk i with
+    seed i) over the corpus's tokens: every document counted once; one chunk is the whole bound."""
+    starts = range(0, held_out.num_documents, 7)
+    parts = [
+        topic_model._held_out_bound(held_out.subset(range(a, min(a + 7, held_out.num_documents))), 16, i)
+        for i, a in enumerate(starts)
+    ]
+    chunked = topic_model.held_out_bound_per_token(held_out, chunk_documents=7)
+    assert len(parts) > 1 and chunked == pytest.approx(sum(parts) / held_out.num_tokens, rel=1e-12)
+    assert topic_model.held_out_bound_per_token(held_out, chunk_documents=held_out.num_documents) == whole
 
 
 def test_lda_with_reinmax_assignments_nears_exact_enumeration(backend, report):
@@ -147,6 +161,10 @@ def test_topic_models_reject_what_they_cannot_fit(backend):
         topic_models.DiscreteCodeTopicModel(10, 0, 3)
     with pytest.raises(ValueError, match="truncation"):
         topic_models.PoissonTopicModel(10, 3, truncation=2.5)
+    corpus, _ = redge_corpus.synthetic_lda_corpus(num_documents=4, num_topics=2, vocabulary_size=10)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="chunk_documents"):
+            topic_models.LDA(10, 2).held_out_bound_per_token(corpus, chunk_documents=bad)
 
 
 def test_batch_plan_pads_documents_and_tokens_behind_masks():

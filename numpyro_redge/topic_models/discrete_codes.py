@@ -9,10 +9,10 @@ from numpyro import handlers
 from numpyro_redge.distributions import OneHotCategorical
 from numpyro_redge.estimators import Estimator, ReinMax
 from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
-from redge_core.topic_models import check_arguments, describe
+from redge_core.topic_models import HeldOutBound, check_arguments, describe
 
 
-class DiscreteCodeTopicModel:
+class DiscreteCodeTopicModel(HeldOutBound):
     r"""A neural topic model whose documents carry ``num_codes`` categorical codes of
     ``code_size`` values each, decoded jointly into one word distribution (a product of experts:
     each code's value picks a row of its codebook, the rows add up in logit space),
@@ -108,15 +108,12 @@ class DiscreteCodeTopicModel:
         codebooks, bias = self._decoder(self.params)
         return np.asarray(jax.nn.softmax(bias + codebooks, -1)).reshape(-1, self.vocabulary_size)
 
-    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0):
+    def _held_out_bound(self, corpus, num_samples, seed):
         r"""The evidence lower bound per token on ``corpus`` (the word sequence's likelihood,
         without the multinomial coefficient, as for :class:`LDA`):
         :math:`E_q[\sum_v x_v \log p_v(c)] - \mathrm{KL}(q(c) \| p(c))` by ``num_samples`` draws."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return (
-            float(jax.jit(_codes_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed))
-            / batch.num_tokens
-        )
+        return float(jax.jit(_codes_bound, static_argnums=(0, 3))(self, self.params, batch, num_samples, seed))
 
 
 def _codes_bound(model, params, batch, num_samples, seed):

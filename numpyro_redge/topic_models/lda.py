@@ -8,10 +8,10 @@ from numpyro import handlers
 from numpyro_redge.distributions import OneHotCategorical
 from numpyro_redge.estimators import Estimator, ReinMax
 from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
-from redge_core.topic_models import check_arguments, describe
+from redge_core.topic_models import HeldOutBound, check_arguments, describe
 
 
-class LDA:
+class LDA(HeldOutBound):
     r"""Latent Dirichlet allocation with a topic assignment per word,
 
     .. math:: \theta_d \sim \mathrm{Dir}(\alpha), \quad z_{dn} \sim \mathrm{Cat}(\theta_d), \quad
@@ -112,15 +112,12 @@ class LDA:
         """``(topics, words)`` topic-word probabilities :math:`\\beta` of the fitted ``params``."""
         return np.asarray(jnp.exp(self.topic_log_probs(self.params)))
 
-    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0):
+    def _held_out_bound(self, corpus, num_samples, seed):
         r"""The evidence lower bound per token on ``corpus`` with the assignments marginalised
         exactly, :math:`E_{q(\theta)}[\sum_n \log \sum_k \theta_k \beta_{k w_n}] - \mathrm{KL}(q(\theta) \| p(\theta))`
         by ``num_samples`` draws of :math:`\theta` (``-log`` of the held-out perplexity)."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return (
-            float(jax.jit(_lda_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed))
-            / batch.num_tokens
-        )
+        return float(jax.jit(_lda_bound, static_argnums=(0, 3))(self, self.params, batch, num_samples, seed))
 
 
 def _lda_bound(lda, params, batch, num_samples, seed):

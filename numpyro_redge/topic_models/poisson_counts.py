@@ -8,10 +8,10 @@ from numpyro import handlers
 from numpyro_redge.distributions import Poisson
 from numpyro_redge.estimators import Estimator, ReinMax
 from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
-from redge_core.topic_models import check_arguments, describe
+from redge_core.topic_models import HeldOutBound, check_arguments, describe
 
 
-class PoissonTopicModel:
+class PoissonTopicModel(HeldOutBound):
     r"""Poisson factorisation with integer topic counts: document ``d`` holds :math:`n_{dk}`
     units of topic ``k``, each unit emitting on average :math:`\beta_{kv}` occurrences of word
     ``v``,
@@ -108,16 +108,13 @@ class PoissonTopicModel:
         rates = self.topic_rates(self.params)
         return np.asarray(rates / rates.sum(-1, keepdims=True))
 
-    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0):
+    def _held_out_bound(self, corpus, num_samples, seed):
         r"""The evidence lower bound of the count model per token on ``corpus``,
         :math:`(E_q[\log p(x \mid n)] - \mathrm{KL}(q(n) \| p(n))) / \sum_{dv} x_{dv}`, by
         ``num_samples`` draws (Poisson likelihood: not comparable with the perplexity of the
         word-sequence models)."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return (
-            float(jax.jit(_poisson_bound, static_argnums=(0, 3, 4))(self, self.params, batch, num_samples, seed))
-            / batch.num_tokens
-        )
+        return float(jax.jit(_poisson_bound, static_argnums=(0, 3))(self, self.params, batch, num_samples, seed))
 
 
 def _poisson_bound(model, params, batch, num_samples, seed):

@@ -6,10 +6,10 @@ from pyro import poutine
 from pyro_redge.distributions import OneHotCategorical
 from pyro_redge.estimators import Estimator, ReinMax
 from pyro_redge.topic_models.training import Batch, encoder
-from redge_core.topic_models import check_arguments, describe
+from redge_core.topic_models import HeldOutBound, check_arguments, describe
 
 
-class DiscreteCodeTopicModel:
+class DiscreteCodeTopicModel(HeldOutBound):
     r"""A neural topic model whose documents carry ``num_codes`` categorical codes of
     ``code_size`` values each, decoded jointly into one word distribution (a product of experts:
     each code's value picks a row of its codebook, the rows add up in logit space),
@@ -107,7 +107,7 @@ class DiscreteCodeTopicModel:
         return (bias + codebooks).softmax(-1).flatten(0, 1).detach().cpu().numpy()
 
     @torch.no_grad()
-    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0):
+    def _held_out_bound(self, corpus, num_samples, seed):
         r"""The evidence lower bound per token on ``corpus`` (the word sequence's likelihood,
         without the multinomial coefficient, as for :class:`LDA`):
         :math:`E_q[\sum_v x_v \log p_v(c)] - \mathrm{KL}(q(c) \| p(c))` by ``num_samples`` draws."""
@@ -121,6 +121,6 @@ class DiscreteCodeTopicModel:
             kl = torch.distributions.kl_divergence(
                 posterior, host.OneHotCategorical(logits=torch.zeros_like(posterior.logits))
             ).sum()
-            return float(log_likelihood - kl) / batch.num_tokens
+            return float(log_likelihood - kl)
         finally:
             torch.random.set_rng_state(generator_state)

@@ -6,10 +6,10 @@ from pyro import poutine
 from pyro_redge.distributions import OneHotCategorical
 from pyro_redge.estimators import Estimator, ReinMax
 from pyro_redge.topic_models.training import Batch, encoder
-from redge_core.topic_models import check_arguments, describe
+from redge_core.topic_models import HeldOutBound, check_arguments, describe
 
 
-class LDA:
+class LDA(HeldOutBound):
     r"""Latent Dirichlet allocation with a topic assignment per word,
 
     .. math:: \theta_d \sim \mathrm{Dir}(\alpha), \quad z_{dn} \sim \mathrm{Cat}(\theta_d), \quad
@@ -102,7 +102,7 @@ class LDA:
         return self.topic_log_probs().exp().detach().cpu().numpy()
 
     @torch.no_grad()
-    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0):
+    def _held_out_bound(self, corpus, num_samples, seed):
         r"""The evidence lower bound per token on ``corpus`` with the assignments marginalised
         exactly, :math:`E_{q(\theta)}[\sum_n \log \sum_k \theta_k \beta_{k w_n}] - \mathrm{KL}(q(\theta) \| p(\theta))`
         by ``num_samples`` draws of :math:`\theta` (``-log`` of the held-out perplexity)."""
@@ -118,6 +118,6 @@ class LDA:
                 theta.log()[:, batch.document_of_token] + self.topic_log_probs().T[batch.word_of_token], -1
             )
             bound = token_log_probs.sum(-1).mean() - torch.distributions.kl_divergence(posterior, prior).sum()
-            return float(bound) / batch.num_tokens
+            return float(bound)
         finally:
             torch.random.set_rng_state(generator_state)

@@ -6,10 +6,10 @@ from pyro import poutine
 from pyro_redge.distributions import Poisson
 from pyro_redge.estimators import Estimator, ReinMax
 from pyro_redge.topic_models.training import Batch, encoder
-from redge_core.topic_models import check_arguments, describe
+from redge_core.topic_models import HeldOutBound, check_arguments, describe
 
 
-class PoissonTopicModel:
+class PoissonTopicModel(HeldOutBound):
     r"""Poisson factorisation with integer topic counts: document ``d`` holds :math:`n_{dk}`
     units of topic ``k``, each unit emitting on average :math:`\beta_{kv}` occurrences of word
     ``v``,
@@ -96,7 +96,7 @@ class PoissonTopicModel:
         return (rates / rates.sum(-1, keepdim=True)).cpu().numpy()
 
     @torch.no_grad()
-    def held_out_bound_per_token(self, corpus, num_samples=16, seed=0):
+    def _held_out_bound(self, corpus, num_samples, seed):
         r"""The evidence lower bound of the count model per token on ``corpus``,
         :math:`(E_q[\log p(x \mid n)] - \mathrm{KL}(q(n) \| p(n))) / \sum_{dv} x_{dv}`, by
         ``num_samples`` draws (Poisson likelihood: not comparable with the perplexity of the
@@ -110,6 +110,6 @@ class PoissonTopicModel:
             counts = posterior.sample((num_samples,))
             log_likelihood = host.Poisson(self._word_rates(counts)).log_prob(batch.bag_of_words).sum(-1).mean(0).sum()
             kl = (posterior.log_prob(counts) - prior.log_prob(counts)).sum(-1).mean(0).sum()
-            return float(log_likelihood - kl) / batch.num_tokens
+            return float(log_likelihood - kl)
         finally:
             torch.random.set_rng_state(generator_state)

@@ -51,6 +51,14 @@ class Corpus:
         if len(self.word_indices) and int(self.word_indices.max()) >= len(self.vocabulary):
             raise ValueError("word_indices refer past the end of the vocabulary")
 
+    @classmethod
+    def from_counts(cls, counts, vocabulary=None):
+        """The corpus of a dense ``(documents, vocabulary)`` count matrix (vocabulary ``w0, w1, …``
+        unless given); for large corpora build the compressed rows directly."""
+        counts = np.asarray(counts)
+        corpus = _corpus_from_count_chunks([counts], counts.shape[1])
+        return corpus if vocabulary is None else dataclasses.replace(corpus, vocabulary=np.asarray(vocabulary))
+
     @property
     def num_documents(self):
         return len(self.offsets) - 1
@@ -90,14 +98,19 @@ class Corpus:
         rows = np.repeat(np.arange(corpus.num_documents), np.diff(corpus.offsets))
         return np.repeat(rows, corpus.word_counts), np.repeat(corpus.word_indices.astype(np.int64), corpus.word_counts)
 
-    def document_frequencies(self):
-        """``(words,)`` number of documents containing each word, and ``(words, words)`` number
-        containing each pair (read-only arrays, computed once per corpus). Memory follows the
-        vocabulary and the stored entries, not a dense documents × words matrix."""
-        return self._frequencies
+    def document_frequencies(self, words=None):
+        """``(single, pair)``: the number of documents containing each word of ``words`` (indices;
+        default every word) and each pair of them, ``(len(words),)`` and ``(len(words),
+        len(words))``. Computed from the sparse documents × words presence matrix (built once per
+        corpus), so memory follows the stored entries and ``len(words)²``, never a dense
+        documents × vocabulary or vocabulary × vocabulary array unless every word is asked for."""
+        presence = self._presence if words is None else self._presence[:, np.asarray(words)]
+        single = np.asarray(presence.sum(0)).ravel()
+        pair = (presence.T @ presence).toarray()
+        return single, pair
 
     @functools.cached_property
-    def _frequencies(self):
+    def _presence(self):
         rows = np.repeat(np.arange(self.num_documents), np.diff(self.offsets))
         present = self.word_counts > 0
         presence = sparse.csr_matrix(
@@ -106,9 +119,7 @@ class Corpus:
         )
         presence.sum_duplicates()
         presence.data[:] = 1.0
-        single, pair = np.asarray(presence.sum(0)).ravel(), (presence.T @ presence).toarray()
-        single.flags.writeable = pair.flags.writeable = False
-        return single, pair
+        return presence.tocsc()
 
 
 def load_news_articles():
@@ -124,13 +135,35 @@ def load_news_articles():
     return corpus.subset(np.flatnonzero(~held_out)), corpus.subset(np.flatnonzero(held_out))
 
 
-def _corpus_from_counts(counts, vocabulary=None):
-    counts = np.asarray(counts, dtype=np.int64)
-    rows, words = np.nonzero(counts)
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=counts.shape[0]))])
-    if vocabulary is None:
-        vocabulary = np.array([f"w{v}" for v in range(counts.shape[1])])
-    return Corpus(vocabulary, offsets, words, counts[rows, words])
+#: Documents drawn per chunk by the synthetic generators: their dense counts are one chunk at a
+#: time (4 096 × vocabulary), so a corpus of 10^6 documents × 10^4 words never needs the dense
+#: 10^6 × 10^4 matrix (≈ 30 GiB in int64) but only its stored entries.
+GENERATOR_CHUNK_DOCUMENTS = 4096
+
+
+def _corpus_from_count_chunks(chunks, vocabulary_size):
+    """A :class:`Corpus` from dense ``(documents, vocabulary)`` count blocks, in order."""
+    offsets, word_indices, word_counts, documents = [np.zeros(1, np.int64)], [], [], 0
+    for counts in chunks:
+        rows, words = np.nonzero(counts)
+        offsets.append(offsets[-1][-1] + np.cumsum(np.bincount(rows, minlength=counts.shape[0])))
+        word_indices.append(words.astype(np.int64))
+        word_counts.append(counts[rows, words].astype(np.int64))
+        documents += counts.shape[0]
+    vocabulary = np.array([f"w{v}" for v in range(vocabulary_size)])
+    return Corpus(
+        vocabulary,
+        np.concatenate(offsets),
+        np.concatenate(word_indices) if word_indices else np.zeros(0, np.int64),
+        np.concatenate(word_counts) if word_counts else np.zeros(0, np.int64),
+    )
+
+
+def _chunks(num_documents):
+    return (
+        np.arange(first, min(first + GENERATOR_CHUNK_DOCUMENTS, num_documents))
+        for first in range(0, num_documents, GENERATOR_CHUNK_DOCUMENTS)
+    )
 
 
 def _sparse_topics(rng, num_topics, vocabulary_size, words_per_topic):
@@ -151,8 +184,11 @@ def synthetic_lda_corpus(
     rng = np.random.default_rng(seed)
     topics = _sparse_topics(rng, num_topics, vocabulary_size, vocabulary_size // num_topics)
     mixtures = rng.dirichlet(np.full(num_topics, concentration), size=num_documents)
-    counts = np.stack([rng.multinomial(document_length, mixture @ topics) for mixture in mixtures])
-    return _corpus_from_counts(counts), topics
+    chunks = (
+        np.stack([rng.multinomial(document_length, mixture @ topics) for mixture in mixtures[documents]])
+        for documents in _chunks(num_documents)
+    )
+    return _corpus_from_count_chunks(chunks, vocabulary_size), topics
 
 
 def synthetic_code_corpus(
@@ -165,11 +201,14 @@ def synthetic_code_corpus(
     blocks = _sparse_topics(rng, num_codes * code_size, vocabulary_size, vocabulary_size // (num_codes * code_size))
     codebooks = strength * (blocks > 0.05 / vocabulary_size * 1.5).reshape(num_codes, code_size, vocabulary_size)
     codes = rng.integers(code_size, size=(num_documents, num_codes))
-    logits = codebooks[np.arange(num_codes), codes].sum(1)
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    counts = np.stack([rng.multinomial(document_length, p) for p in probs])
-    return _corpus_from_counts(counts), codebooks
+
+    def chunk(documents):
+        logits = codebooks[np.arange(num_codes), codes[documents]].sum(1)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        return np.stack([rng.multinomial(document_length, p) for p in probs])
+
+    return _corpus_from_count_chunks(map(chunk, _chunks(num_documents)), vocabulary_size), codebooks
 
 
 def synthetic_poisson_corpus(
@@ -181,8 +220,8 @@ def synthetic_poisson_corpus(
     rng = np.random.default_rng(seed)
     topics = _sparse_topics(rng, num_topics, vocabulary_size, vocabulary_size // num_topics)
     topic_counts = rng.poisson(topic_rate, size=(num_documents, num_topics))
-    counts = rng.poisson(topic_counts @ (words_per_count * topics))
-    return _corpus_from_counts(counts), topics
+    chunks = (rng.poisson(topic_counts[documents] @ (words_per_count * topics)) for documents in _chunks(num_documents))
+    return _corpus_from_count_chunks(chunks, vocabulary_size), topics
 
 
 def top_words(topic_word_weights, vocabulary, count=10):
@@ -202,14 +241,15 @@ def npmi_coherence(topic_word_weights, corpus, count=10):
     **References:** Bouma, *Normalized (pointwise) mutual information in collocation extraction*,
     GSCL 2009; Lau, Newman and Baldwin, *Machine reading tea leaves*, EACL 2014.
     """
-    single, pair = corpus.document_frequencies()
     documents = corpus.num_documents
     order = np.argsort(-np.asarray(topic_word_weights), axis=-1)[:, :count]
     scores = []
     for words in order:
+        # Only the topic's own words: count × count pairs, whatever the vocabulary and corpus size.
+        single, pair = corpus.document_frequencies(words)
         i, j = np.triu_indices(len(words), 1)
-        joint = pair[words[i], words[j]] / documents
-        marginal = single[words[i]] * single[words[j]] / documents**2
+        joint = pair[i, j] / documents
+        marginal = single[i] * single[j] / documents**2
         with np.errstate(divide="ignore", invalid="ignore"):
             npmi = np.where(joint > 0, np.log(joint / marginal) / -np.log(joint), -1.0)
         npmi = np.where(joint >= 1.0, 1.0, npmi)
