@@ -74,6 +74,7 @@ BENCHMARKS = (
     ),
     Benchmark("scaling.py", ("pyro", "numpyro"), any_host=True),
     Benchmark("reinforce_race.py", ("pyro", "numpyro"), any_host=True),
+    Benchmark("corpus_scale.py", ("pyro", "numpyro"), any_host=True),
 )
 
 
