@@ -192,7 +192,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in [
         ("demo", "fit topic models with discrete latents to the bundled news corpus in each installed host"),
-        ("bench", "estimator speed and memory vs the reference packages, count scaling, REINFORCE races"),
+        ("bench", "estimator speed vs the reference packages, scaling with the support, REINFORCE races, corpus scale"),
     ]:
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument(
