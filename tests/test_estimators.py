@@ -631,3 +631,28 @@ def test_hyperparameters_and_logits_at_their_edges(backend):
             backend.call(estimator, backend.array(1.0), key)
         with pytest.raises(ValueError, match="logits"):
             backend.sample_noise(estimator, backend.array(1.0), key)
+
+
+def test_the_default_estimator_is_reinmax_everywhere_in_both_hosts(backend):
+    """One default, defined once (redge_core.estimator_options.DEFAULT_ESTIMATOR), chosen by the
+    gradient-quality measurements above (README, "Estimators"); KSubset keeps its exact sampler."""
+    import inspect
+
+    from redge_core.estimator_options import DEFAULT_ESTIMATOR
+
+    lib = backend.lib
+    assert DEFAULT_ESTIMATOR == ("ReinMax", {})
+    assert lib.estimators.DEFAULT_ESTIMATOR == lib.ReinMax()
+    logits = backend.array(np.zeros(3))
+    for distribution in [
+        lib.OneHotCategorical(logits=logits),
+        lib.Bernoulli(logits=logits),
+        lib.Poisson(backend.array(2.0)),
+        lib.Binomial(10.0, logits=logits),
+        lib.Geometric(logits=logits),
+        lib.NegativeBinomial(3.0, logits=logits),
+    ]:
+        assert distribution.estimator == lib.ReinMax(), type(distribution).__name__
+    for function in (lib.relax, lib.RelaxReparam, lib.AutoRelaxed, lib.ReparameterizedDiscrete):
+        assert inspect.signature(function).parameters["estimator"].default == lib.ReinMax(), function
+    assert lib.KSubset(logits, 2).estimator == lib.MarginalStraightThrough()

@@ -13,7 +13,7 @@ from numpyro_redge.distributions.util import (
     probs_or_logits,
     reparameterized_boolean,
 )
-from numpyro_redge.estimators import ReDGE
+from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 
 
 class Bernoulli(Distribution):
@@ -31,7 +31,7 @@ class Bernoulli(Distribution):
     :param probs: the probability of a one, in [0, 1].
     :param logits: the log-odds of a one.
     :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
-        :class:`~numpyro_redge.estimators.ReDGE` with its defaults. Static (pytree aux data).
+        ``ReinMax()`` (:data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`). Static (pytree aux data).
     """
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -41,7 +41,7 @@ class Bernoulli(Distribution):
     support = reparameterized_boolean
     has_enumerate_support = True
 
-    def __init__(self, probs=None, logits=None, estimator=ReDGE(), *, validate_args=None):
+    def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, *, validate_args=None):
         if (probs is None) == (logits is None):
             raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.estimator = check_estimator(estimator, type(self).__name__)
@@ -142,7 +142,7 @@ class Bernoulli(Distribution):
 
 def _normalised_log_probs(distribution):
     if not isinstance(distribution, Bernoulli):
-        distribution = Bernoulli.from_host(distribution, ReDGE())
+        distribution = Bernoulli.from_host(distribution, DEFAULT_ESTIMATOR)
     return distribution._log_probs
 
 

@@ -14,7 +14,7 @@ from numpyro.distributions.util import clamp_probs
 from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, numpy_parameters, unexpanded
 from numpyro_redge.distributions.util import check_parameters, probs_or_logits
-from numpyro_redge.estimators import ReDGE
+from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
 from redge_core.support import DEFAULT_MAX_SUPPORT, DEFAULT_TAIL_MASS
 
@@ -82,7 +82,7 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
     def __init__(
         self,
         rate,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         *,
@@ -128,7 +128,7 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
         total_count=1,
         probs=None,
         logits=None,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         *,
@@ -181,7 +181,7 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
         self,
         probs=None,
         logits=None,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         *,
@@ -270,7 +270,7 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
         total_count,
         probs=None,
         logits=None,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         *,

@@ -16,7 +16,7 @@ from numpyro_redge.distributions.util import (
     reparameterized_one_hot,
     simplex,
 )
-from numpyro_redge.estimators import ReDGE
+from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 
 
 class CategoricalParameters(Distribution):
@@ -102,7 +102,7 @@ class OneHotCategorical(CategoricalParameters):
     :param probs: event probabilities (summing to one over the last axis).
     :param logits: event log-probabilities (unnormalised).
     :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
-        :class:`~numpyro_redge.estimators.ReDGE` with its defaults. Static (pytree aux data).
+        ``ReinMax()`` (:data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`). Static (pytree aux data).
     """
 
     # A -inf logit masks a category (probability exactly zero), as in Pyro.
@@ -111,7 +111,7 @@ class OneHotCategorical(CategoricalParameters):
     support = reparameterized_one_hot
     has_enumerate_support = True
 
-    def __init__(self, probs=None, logits=None, estimator=ReDGE(), *, validate_args=None):
+    def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, *, validate_args=None):
         self.estimator = check_estimator(estimator, type(self).__name__)
         super().__init__(probs, logits, validate_args=validate_args)
 
@@ -201,7 +201,7 @@ def _is_one_hot(values):
 
 def _normalised_log_probs(distribution):
     if not isinstance(distribution, OneHotCategorical):
-        distribution = OneHotCategorical.from_host(distribution, ReDGE())
+        distribution = OneHotCategorical.from_host(distribution, DEFAULT_ESTIMATOR)
     return distribution._log_probs
 
 

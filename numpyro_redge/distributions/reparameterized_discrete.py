@@ -13,7 +13,7 @@ from numpyro.util import not_jax_tracer
 from numpyro_redge._math import categorical_kl
 from numpyro_redge.distributions.registry import register
 from numpyro_redge.distributions.util import check_estimator, check_value, mask_outside_support
-from numpyro_redge.estimators import ReDGE
+from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
 
 
@@ -226,7 +226,7 @@ class ReparameterizedDiscrete(Distribution):
 
     :param base: a NumPyro discrete distribution with an integer support and empty event shape.
     :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
-        :class:`~numpyro_redge.estimators.ReDGE`.
+        ``ReinMax()`` (:data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`).
     **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
     :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
     ``truncation=`` beyond it, or parameters whose window reaches beyond it, such as
@@ -263,7 +263,7 @@ class ReparameterizedDiscrete(Distribution):
     def __init__(
         self,
         base,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=support.DEFAULT_TAIL_MASS,
         *,

@@ -13,8 +13,8 @@ def check_estimator(estimator, distribution_name):
     if not isinstance(estimator, Estimator):
         raise ValueError(
             f"estimator of {distribution_name} must be an instance of "
-            f"numpyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, ReinMax, ReDGE, IMLE, AIMLE, "
-            "MarginalStraightThrough), "
+            f"numpyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, GumbelRao, ReinMax, ReDGE, "
+            "IMLE, AIMLE, MarginalStraightThrough), "
             f"got {estimator!r}"
         )
     if not estimator.one_sample_per_call:

@@ -7,10 +7,12 @@ from numpyro_redge.estimators.marginal_straight_through import MarginalStraightT
 from numpyro_redge.estimators.redge import ReDGE
 from numpyro_redge.estimators.reinmax import ReinMax
 from numpyro_redge.estimators.straight_through import StraightThrough
+from redge_core.estimator_options import DEFAULT_ESTIMATOR as _DEFAULT_ESTIMATOR_SPEC
 
 __all__ = [
     "AIMLE",
     "AIMLEState",
+    "DEFAULT_ESTIMATOR",
     "Estimator",
     "GumbelRao",
     "GumbelSoftmax",
@@ -20,3 +22,10 @@ __all__ = [
     "ReinMax",
     "StraightThrough",
 ]
+
+
+#: The estimator used when none is given (``KSubset`` excepted), built from
+#: :data:`redge_core.estimator_options.DEFAULT_ESTIMATOR`: ``ReinMax()``, the same in both hosts.
+DEFAULT_ESTIMATOR = {cls.__name__: cls for cls in (GumbelRao, GumbelSoftmax, ReDGE, ReinMax, StraightThrough)}[
+    _DEFAULT_ESTIMATOR_SPEC[0]
+](**_DEFAULT_ESTIMATOR_SPEC[1])

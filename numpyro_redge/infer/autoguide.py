@@ -11,7 +11,7 @@ from numpyro.distributions.util import periodic_repeat
 from numpyro.infer.autoguide import AutoGuide, AutoNormal
 
 from numpyro_redge.distributions.registry import REGISTRY
-from numpyro_redge.estimators import ReDGE
+from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 from numpyro_redge.infer.reparam import relax
 
 
@@ -80,7 +80,9 @@ class AutoRelaxed(AutoGuide):
     :param int truncation: a static truncation for count sites (required under ``jit``).
     """
 
-    def __init__(self, model, estimator=ReDGE(), init_scale=0.1, truncation=None, *, prefix="auto", create_plates=None):
+    def __init__(
+        self, model, estimator=DEFAULT_ESTIMATOR, init_scale=0.1, truncation=None, *, prefix="auto", create_plates=None
+    ):
         if not isinstance(init_scale, float) or not init_scale > 0:
             raise ValueError(f"init_scale must be a float > 0, got {init_scale!r}")
         self.estimator, self.truncation, self._init_scale = estimator, truncation, init_scale

@@ -3,7 +3,7 @@ from numpyro import handlers
 from numpyro.infer.reparam import Reparam
 
 from numpyro_redge.distributions.registry import REGISTRY
-from numpyro_redge.estimators import ReDGE
+from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 
 _WRAPPERS = (host.Independent, host.MaskedDistribution, host.ExpandedDistribution)
 
@@ -46,11 +46,12 @@ class RelaxReparam(Reparam):
     gradient) and points to :class:`~numpyro_redge.OneHotCategorical`; so is any other
     distribution, and an estimator the distribution does not accept, each naming the site.
 
-    :param estimator: the gradient estimator (default :class:`~numpyro_redge.estimators.ReDGE`).
+    :param estimator: the gradient estimator (default ``ReinMax()``,
+        :data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`).
     :param int truncation: the static truncation of count sites, required under ``jax.jit``.
     """
 
-    def __init__(self, estimator=ReDGE(), truncation=None):
+    def __init__(self, estimator=DEFAULT_ESTIMATOR, truncation=None):
         self.estimator = estimator
         self.truncation = truncation
 
@@ -72,7 +73,7 @@ class RelaxReparam(Reparam):
         return new_fn, None
 
 
-def relax(model, estimator=ReDGE(), truncation=None):
+def relax(model, estimator=DEFAULT_ESTIMATOR, truncation=None):
     """``model`` with every latent site of a discrete host distribution relaxed by
     :class:`RelaxReparam` (an unregistered one, e.g. ``Categorical``, is its ``ValueError``); other
     sites, observed sites and sites already of ours are unchanged."""

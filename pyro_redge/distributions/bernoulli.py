@@ -6,7 +6,7 @@ from torch.nn.functional import logsigmoid
 from pyro_redge._math import categorical_kl, expected_log_prob, safe_log
 from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.util import check_estimator, probs_or_logits
-from pyro_redge.estimators import ReDGE
+from pyro_redge.estimators import DEFAULT_ESTIMATOR
 
 
 class Bernoulli(host.Bernoulli):
@@ -23,13 +23,13 @@ class Bernoulli(host.Bernoulli):
     :param torch.Tensor probs: the probability of a one, in [0, 1].
     :param torch.Tensor logits: the log-odds of a one.
     :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
-        :class:`~pyro_redge.estimators.ReDGE` with its defaults.
+        ``ReinMax()`` (:data:`~pyro_redge.estimators.DEFAULT_ESTIMATOR`).
     """
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     has_rsample = True
 
-    def __init__(self, probs=None, logits=None, estimator=ReDGE(), validate_args=None):
+    def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, validate_args=None):
         if (probs is None) == (logits is None):
             raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.estimator = check_estimator(estimator, type(self).__name__)
@@ -94,7 +94,7 @@ class Bernoulli(host.Bernoulli):
 
 def _normalised_log_probs(distribution):
     if not isinstance(distribution, Bernoulli):
-        distribution = Bernoulli.from_host(distribution, ReDGE())
+        distribution = Bernoulli.from_host(distribution, DEFAULT_ESTIMATOR)
     return distribution._log_probs
 
 

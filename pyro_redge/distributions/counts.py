@@ -11,7 +11,7 @@ from torch.distributions import constraints
 from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, _numpy_parameters
 from pyro_redge.distributions.util import probs_or_logits
-from pyro_redge.estimators import ReDGE
+from pyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
 from redge_core.support import DEFAULT_MAX_SUPPORT, DEFAULT_TAIL_MASS
 
@@ -69,7 +69,7 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
     def __init__(
         self,
         rate,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         validate_args=None,
@@ -114,7 +114,7 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
         total_count=1,
         probs=None,
         logits=None,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         validate_args=None,
@@ -165,7 +165,7 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
         self,
         probs=None,
         logits=None,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         validate_args=None,
@@ -217,7 +217,7 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
         total_count,
         probs=None,
         logits=None,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=DEFAULT_TAIL_MASS,
         validate_args=None,

@@ -11,7 +11,7 @@ from pyro_redge.distributions.util import (
     probs_or_logits,
     validation_enabled,
 )
-from pyro_redge.estimators import ReDGE
+from pyro_redge.estimators import DEFAULT_ESTIMATOR
 
 
 class OneHotCategorical(host.OneHotCategorical):
@@ -29,7 +29,7 @@ class OneHotCategorical(host.OneHotCategorical):
     :param torch.Tensor probs: event probabilities (normalised over the last axis).
     :param torch.Tensor logits: event log-probabilities (unnormalised).
     :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
-        :class:`~pyro_redge.estimators.ReDGE` with its defaults.
+        ``ReinMax()`` (:data:`~pyro_redge.estimators.DEFAULT_ESTIMATOR`).
 
     Under validation the parameters are checked in float32 at least: torch checks the probabilities
     derived from float16 or bfloat16 logits in that precision, and refuses a few percent of valid ones.
@@ -38,7 +38,7 @@ class OneHotCategorical(host.OneHotCategorical):
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
     has_rsample = True
 
-    def __init__(self, probs=None, logits=None, estimator=ReDGE(), validate_args=None):
+    def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, validate_args=None):
         if (probs is None) == (logits is None):
             raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.estimator = check_estimator(estimator, type(self).__name__)
@@ -118,7 +118,7 @@ class OneHotCategorical(host.OneHotCategorical):
 
 def _normalised_log_probs(distribution):
     if not isinstance(distribution, OneHotCategorical):
-        distribution = OneHotCategorical.from_host(distribution, ReDGE())
+        distribution = OneHotCategorical.from_host(distribution, DEFAULT_ESTIMATOR)
     return distribution._log_probs
 
 

@@ -10,7 +10,7 @@ from torch.distributions import constraints
 from pyro_redge._math import categorical_kl
 from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.util import check_estimator
-from pyro_redge.estimators import ReDGE
+from pyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
 
 
@@ -183,7 +183,7 @@ class ReparameterizedDiscrete(TorchDistribution):
 
     :param base: a host discrete distribution with an integer support and empty event shape.
     :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
-        :class:`~pyro_redge.estimators.ReDGE`.
+        ``ReinMax()`` (:data:`~pyro_redge.estimators.DEFAULT_ESTIMATOR`).
     **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
     :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
     ``truncation=`` beyond it, or parameters whose window reaches beyond it, such as
@@ -217,7 +217,7 @@ class ReparameterizedDiscrete(TorchDistribution):
     def __init__(
         self,
         base,
-        estimator=ReDGE(),
+        estimator=DEFAULT_ESTIMATOR,
         truncation=None,
         tail_mass=support.DEFAULT_TAIL_MASS,
         validate_args=None,

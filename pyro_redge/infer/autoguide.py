@@ -14,7 +14,7 @@ from pyro.ops.tensor_utils import periodic_repeat
 from torch.distributions import constraints
 
 from pyro_redge.distributions.registry import REGISTRY
-from pyro_redge.estimators import ReDGE
+from pyro_redge.estimators import DEFAULT_ESTIMATOR
 from pyro_redge.infer.reparam import relax
 
 
@@ -82,7 +82,7 @@ class AutoRelaxed(AutoGuide):
     :param int truncation: a static truncation for count sites (``None``: from ``tail_mass``).
     """
 
-    def __init__(self, model, estimator=ReDGE(), init_scale=0.1, truncation=None, create_plates=None):
+    def __init__(self, model, estimator=DEFAULT_ESTIMATOR, init_scale=0.1, truncation=None, create_plates=None):
         if not isinstance(init_scale, float) or not init_scale > 0:
             raise ValueError(f"init_scale must be a float > 0, got {init_scale!r}")
         self.estimator, self.truncation, self._init_scale = estimator, truncation, init_scale

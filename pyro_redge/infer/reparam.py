@@ -4,7 +4,7 @@ from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDi
 from pyro.infer.reparam.reparam import Reparam
 
 from pyro_redge.distributions.registry import REGISTRY
-from pyro_redge.estimators import ReDGE
+from pyro_redge.estimators import DEFAULT_ESTIMATOR
 
 _WRAPPERS = (torch.distributions.Independent, MaskedDistribution, ExpandedDistribution)
 
@@ -45,11 +45,11 @@ class RelaxReparam(Reparam):
     cannot carry a gradient) and points to ``OneHotCategorical``; so is any other distribution,
     and an estimator the distribution does not accept, each naming the site.
 
-    :param estimator: the gradient estimator (default :class:`~pyro_redge.estimators.ReDGE`).
+    :param estimator: the gradient estimator (default ``ReinMax()``, :data:`~pyro_redge.estimators.DEFAULT_ESTIMATOR`).
     :param int truncation: the static truncation of count sites (``None``: from ``tail_mass``).
     """
 
-    def __init__(self, estimator=ReDGE(), truncation=None):
+    def __init__(self, estimator=DEFAULT_ESTIMATOR, truncation=None):
         self.estimator = estimator
         self.truncation = truncation
 
@@ -72,7 +72,7 @@ class RelaxReparam(Reparam):
         return {"fn": new_fn, "value": msg["value"], "is_observed": False}
 
 
-def relax(model, estimator=ReDGE(), truncation=None):
+def relax(model, estimator=DEFAULT_ESTIMATOR, truncation=None):
     """``model`` with every latent site of a discrete host distribution relaxed by
     :class:`RelaxReparam` (an unregistered one, e.g. ``Categorical``, is its ``ValueError``); other
     sites, observed sites and sites already of ours are unchanged."""
