@@ -1,10 +1,11 @@
 """Pure-math helpers for the JAX backend: written once here, used by every estimator."""
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
+
+from redge_core import subsets
 
 
 def compute_dtype(dtype):
@@ -77,22 +78,6 @@ def categorical_kl(log_p, log_q):
     return (p * difference).sum(-1)
 
 
-@jax.custom_jvp
-def _logaddexp(a, b):
-    return jnp.logaddexp(a, b)
-
-
-@_logaddexp.defjvp
-def _logaddexp_jvp(primals, tangents):
-    # The weights are sigmoids of the difference, not ``exp(a - logaddexp(a, b))`` as in
-    # ``jnp.logaddexp``: they do not inherit the rounding of the (large) output, which made float32
-    # marginals drift by 1e-4 over thousands of items, and their derivatives stay finite for any
-    # finite operands, which made the second derivatives of the recursion NaN at n = 300.
-    a, b = primals
-    ta, tb = tangents
-    return _logaddexp(a, b), ta * jax.nn.sigmoid(a - b) + tb * jax.nn.sigmoid(b - a)
-
-
 def log_elementary_symmetric_table(logits, k):
     r"""The table :math:`E_{i,j} = \log e_j(e^{\theta_1}, \dots, e^{\theta_i})` for
     :math:`i = 0..n`, :math:`j = 0..k`, by the O(n·k) log-space recursion
@@ -100,13 +85,14 @@ def log_elementary_symmetric_table(logits, k):
     .. math:: E_{i,j} = \mathrm{logaddexp}(E_{i-1,j},\; E_{i-1,j-1} + \theta_i),
         \qquad E_{0,0} = 0,
 
-    as a ``lax.scan`` over the items; stable for logits of any magnitude. Shape
-    ``(n + 1, ..., k + 1)`` with the batch in the middle; :math:`E_{i,j} = -\infty` where no
-    j-subset of the first i items has positive weight (:math:`j > i`, or more than the unmasked
-    items). Inside the scan the impossible entries and masked (``-inf``) logits hold a quarter of
-    the dtype's lowest finite value (their exponential is exactly 0, and the row is clamped there
-    so that sums of them cannot overflow), so that the recursion stays twice differentiable and a
-    masked item gets exactly zero derivatives.
+    as a ``lax.scan`` over the items; stable for logits of any magnitude: what
+    :func:`subset_from_uniform` walks back, without gradient (the log-normaliser and its
+    derivatives come from :func:`log_elementary_symmetric`). Shape ``(n + 1, ..., k + 1)`` with
+    the batch in the middle; :math:`E_{i,j} = -\infty` where no j-subset of the first i items has
+    positive weight (:math:`j > i`, or more than the unmasked items). Inside the scan the
+    impossible entries and masked (``-inf``) logits hold a quarter of the dtype's lowest finite
+    value (their exponential is exactly 0, and the row is clamped there so that sums of them cannot
+    overflow).
     """
     impossible = jnp.finfo(logits.dtype).min / 4
     batch = logits.shape[:-1]
@@ -120,7 +106,7 @@ def log_elementary_symmetric_table(logits, k):
         shifted = jnp.concatenate(
             [jnp.full(batch + (1,), impossible, logits.dtype), row[..., :-1] + item[..., None]], axis=-1
         )
-        row = jnp.maximum(_logaddexp(row, shifted), impossible)
+        row = jnp.maximum(jnp.logaddexp(row, shifted), impossible)
         return row, row
 
     _, rows = jax.lax.scan(step, first, jnp.moveaxis(items, -1, 0))
@@ -193,34 +179,24 @@ def convolve(p, q, length):
 
 @functools.partial(jax.jit, static_argnums=(1,))
 def log_elementary_symmetric(logits, k):
-    r""":math:`\log e_k(e^{\theta})` over the last axis: the log-partition function of the k-subset
-    family :math:`p(z) \propto \exp\langle z, \theta \rangle`, through the exact identity
-
-    .. math:: \log e_k(e^{\theta}) = k a + \sum_i \log(1 + e^{\theta_i - a})
-        + \log P(S = k), \qquad S = \sum_i B_i,\ B_i \sim \mathrm{Bernoulli}(\sigma(\theta_i - a)),
-
-    which holds for every :math:`a`. The tilt :math:`a` (found by bisection, without gradient) puts
-    the mean of :math:`S` at ``k``, so :math:`P(S = k) \ge 1/(n + 1)` (the mode of a Poisson-binomial
-    law is within one of its mean): the probability is computed as the coefficient of :math:`x^k` in
-    :math:`\prod_i (1 - \pi_i + \pi_i x)`, multiplying pairs of polynomials (truncated at degree ``k``)
-    in a tree, with sums of non-negative terms only. Work O(n·k), O(log n) sequential steps, stable
-    for logits of any magnitude; masked (``-inf``) logits have probability 0 and exactly zero
-    derivatives; ``-inf`` where fewer than ``k`` items are unmasked. Computed in at least float32.
-    """
+    r""":math:`\log e_k(e^{\theta})` over the last axis, the log-partition function of the k-subset
+    family, as a tilted Poisson-binomial probability multiplied out in a tree of polynomial
+    products (:mod:`redge_core.subsets` explains the identity and its plan): O(n·k) work, O(log n)
+    steps, exact derivatives to any order, ``-inf`` where fewer than ``k`` items are unmasked.
+    Computed in at least float32."""
     theta = logits.astype(compute_dtype(logits.dtype))
     masked = theta == -jnp.inf
-    tilt = jax.lax.stop_gradient(_tilt(jax.lax.stop_gradient(theta), masked, k))
+    tilt = _tilt(jax.lax.stop_gradient(theta), masked, k)
     shifted = theta - tilt
     # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), with the k·a of the identity cancelled against the
     # a of the items above the tilt: no large terms that cancel (k·a alone can be far larger).
     above = shifted > 0
     polynomials = jnp.stack([jax.nn.sigmoid(-shifted), jax.nn.sigmoid(shifted)], -1)
-    while polynomials.shape[-2] > 1:
-        if polynomials.shape[-2] % 2:
+    for padded, length in subsets.product_tree_levels(polynomials.shape[-2], k):
+        if padded:
             one = jnp.zeros_like(polynomials[..., :1, :]).at[..., 0].set(1.0)
             polynomials = jnp.concatenate([polynomials, one], -2)
-        degree = min(2 * (polynomials.shape[-1] - 1), k)
-        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], degree + 1)
+        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], length)
     possible = jnp.sum(~masked, -1) >= k
     probability = jnp.where(possible, polynomials[..., 0, k], 1.0)
     value = (
@@ -239,11 +215,11 @@ def inclusion_probabilities(logits, k):
     return jax.grad(lambda theta: log_elementary_symmetric(theta, k).sum())(logits)
 
 
-def _tilt(theta, masked, k, iterations=60):
-    r"""The :math:`a` at which :math:`\sum_i \sigma(\theta_i - a) = k`, by a fixed number of bisection
-    steps, shape ``(..., 1)``. The bracket reaches ``log(n + 1) + 10`` past the extreme logits: there
-    the sum is within :math:`e^{-10}` of 0 or of the number of unmasked items."""
-    margin = math.log(theta.shape[-1] + 1) + 10.0
+def _tilt(theta, masked, k):
+    r"""The :math:`a` at which :math:`\sum_i \sigma(\theta_i - a) = k`, by
+    :data:`redge_core.subsets.TILT_BISECTION_STEPS` bisection steps (``theta`` without gradient),
+    shape ``(..., 1)``."""
+    margin = subsets.tilt_margin(theta.shape[-1])
     low = jnp.where(masked, jnp.inf, theta).min(-1, keepdims=True) - margin
     high = jnp.where(masked, -jnp.inf, theta).max(-1, keepdims=True) + margin
     low = jnp.where(jnp.isfinite(low), low, 0.0)  # every item masked: any a will do
@@ -255,7 +231,7 @@ def _tilt(theta, masked, k, iterations=60):
         too_low = jax.nn.sigmoid(theta - middle).sum(-1, keepdims=True) > k
         return jnp.where(too_low, middle, low), jnp.where(too_low, high, middle)
 
-    low, high = jax.lax.fori_loop(0, iterations, bisect, (low, high))
+    low, high = jax.lax.fori_loop(0, subsets.TILT_BISECTION_STEPS, bisect, (low, high))
     return (low + high) / 2
 
 

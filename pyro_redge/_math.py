@@ -1,8 +1,8 @@
 """Pure-math helpers for the PyTorch backend: written once here, used by every estimator."""
 
-import math
-
 import torch
+
+from redge_core import subsets
 
 
 def compute_dtype(dtype):
@@ -76,22 +76,6 @@ def categorical_kl(log_p, log_q):
     return (p * difference).sum(-1)
 
 
-class _LogAddExp(torch.autograd.Function):
-    """``torch.logaddexp`` whose derivatives are sigmoids of the difference: finite, to any
-    order, for any finite operands (PyTorch's own second derivative is NaN once the operands differ
-    by more than ~700)."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return torch.logaddexp(a, b)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        return grad * torch.sigmoid(a - b), grad * torch.sigmoid(b - a)
-
-
 def log_elementary_symmetric_table(logits, k):
     r"""The table :math:`E_{i,j} = \log e_j(e^{\theta_1}, \dots, e^{\theta_i})` for
     :math:`i = 0..n`, :math:`j = 0..k`, by the O(n·k) log-space recursion
@@ -99,21 +83,17 @@ def log_elementary_symmetric_table(logits, k):
     .. math:: E_{i,j} = \mathrm{logaddexp}(E_{i-1,j},\; E_{i-1,j-1} + \theta_i),
         \qquad E_{i,0} = 0,\ E_{i,i} = E_{i-1,i-1} + \theta_i,
 
-    stable for logits of any magnitude (no exponential is formed). Shape ``(n + 1, ..., k + 1)``
-    with the batch in the middle; :math:`E_{i,j} = -\infty` where no j-subset of the first i items
-    has positive weight (:math:`j > i`, or more than the unmasked items). Only the possible entries
-    are ever combined, so the table is differentiable twice without NaN (``logaddexp`` with an
-    infinite operand has NaN second derivatives). Impossible entries and masked (``-inf``) logits
-    are held, inside the recursion, at a quarter of the dtype's lowest finite value (the row is
-    clamped there, so that sums of them cannot overflow), and masked items then have exactly zero
-    derivatives.
+    stable for logits of any magnitude (no exponential is formed): what :func:`subset_from_uniform`
+    walks back, without gradient (the log-normaliser and its derivatives come from
+    :func:`log_elementary_symmetric`). Shape ``(n + 1, ..., k + 1)`` with the batch in the middle;
+    :math:`E_{i,j} = -\infty` where no j-subset of the first i items has positive weight
+    (:math:`j > i`, or more than the unmasked items). Impossible entries and masked (``-inf``)
+    logits are held, inside the recursion, at a quarter of the dtype's lowest finite value (the row
+    is clamped there, so that sums of them cannot overflow). One recursion for masked and unmasked
+    logits alike (as in JAX): choosing a path by whether any logit is masked would read a value on
+    the host at every call.
     """
-    # One recursion for masked and unmasked logits alike (as in JAX): choosing a path by whether any
-    # logit is masked would read a value on the host at every call.
-    return _masked_log_elementary_symmetric_table(logits, logits == -torch.inf, k)
-
-
-def _masked_log_elementary_symmetric_table(logits, masked, k):
+    masked = logits == -torch.inf
     impossible = torch.finfo(logits.dtype).min / 4
     items = torch.where(masked, impossible, logits)
     batch = logits.shape[:-1]
@@ -128,7 +108,7 @@ def _masked_log_elementary_symmetric_table(logits, masked, k):
     rows = [row]
     for i in range(logits.shape[-1]):
         shifted = torch.cat([edge, row[..., :-1] + items[..., i : i + 1]], dim=-1)
-        row = _LogAddExp.apply(row, shifted).clamp(min=impossible)
+        row = torch.logaddexp(row, shifted).clamp(min=impossible)
         rows.append(row)
     unmasked = torch.cat(
         [torch.zeros((1,) + batch, dtype=torch.long, device=logits.device), (~masked).long().movedim(-1, 0).cumsum(0)]
@@ -146,7 +126,6 @@ class _SlidingDot(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, length):
         ctx.save_for_backward(x, w)
-        ctx.length = length
         return _sliding_dot_values(x, w, length)
 
     @staticmethod
@@ -177,22 +156,12 @@ def convolve(p, q, length):
 
 
 def log_elementary_symmetric(logits, k):
-    r""":math:`\log e_k(e^{\theta})` over the last axis: the log-partition function of the k-subset
-    family :math:`p(z) \propto \exp\langle z, \theta \rangle`, through the exact identity
-
-    .. math:: \log e_k(e^{\theta}) = k a + \sum_i \log(1 + e^{\theta_i - a})
-        + \log P(S = k), \qquad S = \sum_i B_i,\ B_i \sim \mathrm{Bernoulli}(\sigma(\theta_i - a)),
-
-    which holds for every :math:`a`. The tilt :math:`a` (found by bisection, without gradient) puts
-    the mean of :math:`S` at ``k``, so :math:`P(S = k) \ge 1/(n + 1)` (the mode of a Poisson-binomial
-    law is within one of its mean): the probability is computed as the coefficient of :math:`x^k` in
-    :math:`\prod_i (1 - \pi_i + \pi_i x)`, multiplying pairs of polynomials (truncated at degree ``k``)
-    in a tree, with sums of non-negative terms only. Work O(n·k), O(log n) sequential steps, stable
-    for logits of any magnitude; masked (``-inf``) logits have probability 0 and exactly zero
-    derivatives; ``-inf`` where fewer than ``k`` items are unmasked. Computed in at least float32.
-    """
-    dtype = compute_dtype(logits.dtype)
-    theta = logits.to(dtype)
+    r""":math:`\log e_k(e^{\theta})` over the last axis, the log-partition function of the k-subset
+    family, as a tilted Poisson-binomial probability multiplied out in a tree of polynomial
+    products (:mod:`redge_core.subsets` explains the identity and its plan): O(n·k) work, O(log n)
+    steps, exact derivatives to any order, ``-inf`` where fewer than ``k`` items are unmasked.
+    Computed in at least float32."""
+    theta = logits.to(compute_dtype(logits.dtype))
     masked = theta == -torch.inf
     tilt = _tilt(theta, masked, k)
     shifted = theta - tilt
@@ -200,13 +169,12 @@ def log_elementary_symmetric(logits, k):
     # a of the items above the tilt: no large terms that cancel (k·a alone can be far larger).
     above = shifted > 0
     polynomials = torch.stack([torch.sigmoid(-shifted), torch.sigmoid(shifted)], -1)
-    while polynomials.shape[-2] > 1:
-        if polynomials.shape[-2] % 2:
+    for padded, length in subsets.product_tree_levels(polynomials.shape[-2], k):
+        if padded:
             one = torch.zeros_like(polynomials[..., :1, :])
             one[..., 0] = 1.0
             polynomials = torch.cat([polynomials, one], -2)
-        degree = min(2 * (polynomials.shape[-1] - 1), k)
-        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], degree + 1)
+        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], length)
     possible = (~masked).sum(-1) >= k
     probability = torch.where(possible, polynomials[..., 0, k], 1.0)
     value = (
@@ -218,18 +186,17 @@ def log_elementary_symmetric(logits, k):
     return torch.where(possible, value, -torch.inf).to(logits.dtype)
 
 
-def _tilt(theta, masked, k, iterations=60):
-    r"""The :math:`a` at which :math:`\sum_i \sigma(\theta_i - a) = k`, by a fixed number of bisection
-    steps (no host synchronisation), shape ``(..., 1)``. The bracket reaches ``log(n + 1) + 10`` past
-    the extreme logits: there the sum is within :math:`e^{-10}` of 0 or of the number of unmasked
-    items."""
+def _tilt(theta, masked, k):
+    r"""The :math:`a` at which :math:`\sum_i \sigma(\theta_i - a) = k`, by
+    :data:`redge_core.subsets.TILT_BISECTION_STEPS` bisection steps without gradient (no host
+    synchronisation), shape ``(..., 1)``."""
     with torch.no_grad():
-        margin = math.log(theta.shape[-1] + 1) + 10.0
+        margin = subsets.tilt_margin(theta.shape[-1])
         low = torch.where(masked, torch.inf, theta).amin(-1, keepdim=True) - margin
         high = torch.where(masked, -torch.inf, theta).amax(-1, keepdim=True) + margin
         low = torch.where(torch.isfinite(low), low, 0.0)  # every item masked: any a will do
         high = torch.where(torch.isfinite(high), high, 0.0)
-        for _ in range(iterations):
+        for _ in range(subsets.TILT_BISECTION_STEPS):
             middle = (low + high) / 2
             too_low = torch.sigmoid(theta - middle).sum(-1, keepdim=True) > k
             low = torch.where(too_low, middle, low)

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from redge_core.checks import check_positive_integer
+from redge_core.corpus import document_chunks
 
 # Token counts vary from batch to batch; a host that compiles per shape (JAX) pads them to a
 # multiple of this, which keeps the number of shapes (hence of compilations) small.
@@ -116,9 +117,8 @@ class HeldOutBound:
         if corpus.num_tokens == 0:
             raise ValueError("the held-out corpus has no tokens: its bound per token is undefined")
         total = 0.0
-        for index, first in enumerate(range(0, corpus.num_documents, chunk_documents)):
-            chunk = corpus.subset(np.arange(first, min(first + chunk_documents, corpus.num_documents)))
-            total += self._held_out_bound(chunk, num_samples, seed + index)
+        for index, documents in enumerate(document_chunks(corpus.num_documents, chunk_documents)):
+            total += self._held_out_bound(corpus.subset(documents), num_samples, seed + index)
         return total / corpus.num_tokens
 
 

@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,9 +115,12 @@ class DiscreteCodeTopicModel(HeldOutBound):
         without the multinomial coefficient, as for :class:`LDA`):
         :math:`E_q[\sum_v x_v \log p_v(c)] - \mathrm{KL}(q(c) \| p(c))` by ``num_samples`` draws."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return float(jax.jit(_codes_bound, static_argnums=(0, 3))(self, self.params, batch, num_samples, seed))
+        return float(_codes_bound(self, self.params, batch, num_samples, seed))
 
 
+# Compiled once per model, shape and number of samples (the seed is traced): a held-out evaluation
+# calls it once per chunk of documents.
+@functools.partial(jax.jit, static_argnums=(0, 3))
 def _codes_bound(model, params, batch, num_samples, seed):
     logits = model._code_logits(batch.bag_of_words, params)
     codes = jax.nn.one_hot(

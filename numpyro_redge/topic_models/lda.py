@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,9 +119,12 @@ class LDA(HeldOutBound):
         exactly, :math:`E_{q(\theta)}[\sum_n \log \sum_k \theta_k \beta_{k w_n}] - \mathrm{KL}(q(\theta) \| p(\theta))`
         by ``num_samples`` draws of :math:`\theta` (``-log`` of the held-out perplexity)."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return float(jax.jit(_lda_bound, static_argnums=(0, 3))(self, self.params, batch, num_samples, seed))
+        return float(_lda_bound(self, self.params, batch, num_samples, seed))
 
 
+# Compiled once per model, shape and number of samples (the seed is traced): a held-out evaluation
+# calls it once per chunk of documents.
+@functools.partial(jax.jit, static_argnums=(0, 3))
 def _lda_bound(lda, params, batch, num_samples, seed):
     concentration = lda._concentration(batch.bag_of_words, params)
     posterior = host.Dirichlet(concentration)

@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -114,9 +116,12 @@ class PoissonTopicModel(HeldOutBound):
         ``num_samples`` draws (Poisson likelihood: not comparable with the perplexity of the
         word-sequence models)."""
         batch = Batch.from_corpus(corpus, np.arange(corpus.num_documents), dtype=self.dtype)
-        return float(jax.jit(_poisson_bound, static_argnums=(0, 3))(self, self.params, batch, num_samples, seed))
+        return float(_poisson_bound(self, self.params, batch, num_samples, seed))
 
 
+# Compiled once per model, shape and number of samples (the seed is traced): a held-out evaluation
+# calls it once per chunk of documents.
+@functools.partial(jax.jit, static_argnums=(0, 3))
 def _poisson_bound(model, params, batch, num_samples, seed):
     rates = model._rates(batch.bag_of_words, params)
     posterior, prior = model._counts(rates), model._counts(jnp.full_like(rates, model.prior_rate))

@@ -21,6 +21,7 @@ DATA = pathlib.Path(__file__).parent / "data"
 
 __all__ = [
     "Corpus",
+    "document_chunks",
     "load_news_articles",
     "npmi_coherence",
     "synthetic_code_corpus",
@@ -143,13 +144,12 @@ GENERATOR_CHUNK_DOCUMENTS = 4096
 
 def _corpus_from_count_chunks(chunks, vocabulary_size):
     """A :class:`Corpus` from dense ``(documents, vocabulary)`` count blocks, in order."""
-    offsets, word_indices, word_counts, documents = [np.zeros(1, np.int64)], [], [], 0
+    offsets, word_indices, word_counts = [np.zeros(1, np.int64)], [], []
     for counts in chunks:
         rows, words = np.nonzero(counts)
         offsets.append(offsets[-1][-1] + np.cumsum(np.bincount(rows, minlength=counts.shape[0])))
         word_indices.append(words.astype(np.int64))
         word_counts.append(counts[rows, words].astype(np.int64))
-        documents += counts.shape[0]
     vocabulary = np.array([f"w{v}" for v in range(vocabulary_size)])
     return Corpus(
         vocabulary,
@@ -159,10 +159,12 @@ def _corpus_from_count_chunks(chunks, vocabulary_size):
     )
 
 
-def _chunks(num_documents):
+def document_chunks(num_documents, chunk_documents):
+    """The document indices ``0..num_documents-1`` in consecutive chunks of ``chunk_documents``
+    (the last one shorter), as arrays: how the generators and the held-out evaluations stream."""
     return (
-        np.arange(first, min(first + GENERATOR_CHUNK_DOCUMENTS, num_documents))
-        for first in range(0, num_documents, GENERATOR_CHUNK_DOCUMENTS)
+        np.arange(first, min(first + chunk_documents, num_documents))
+        for first in range(0, num_documents, chunk_documents)
     )
 
 
@@ -186,7 +188,7 @@ def synthetic_lda_corpus(
     mixtures = rng.dirichlet(np.full(num_topics, concentration), size=num_documents)
     chunks = (
         np.stack([rng.multinomial(document_length, mixture @ topics) for mixture in mixtures[documents]])
-        for documents in _chunks(num_documents)
+        for documents in document_chunks(num_documents, GENERATOR_CHUNK_DOCUMENTS)
     )
     return _corpus_from_count_chunks(chunks, vocabulary_size), topics
 
@@ -208,7 +210,8 @@ def synthetic_code_corpus(
         probs /= probs.sum(-1, keepdims=True)
         return np.stack([rng.multinomial(document_length, p) for p in probs])
 
-    return _corpus_from_count_chunks(map(chunk, _chunks(num_documents)), vocabulary_size), codebooks
+    counts = map(chunk, document_chunks(num_documents, GENERATOR_CHUNK_DOCUMENTS))
+    return _corpus_from_count_chunks(counts, vocabulary_size), codebooks
 
 
 def synthetic_poisson_corpus(
@@ -220,7 +223,10 @@ def synthetic_poisson_corpus(
     rng = np.random.default_rng(seed)
     topics = _sparse_topics(rng, num_topics, vocabulary_size, vocabulary_size // num_topics)
     topic_counts = rng.poisson(topic_rate, size=(num_documents, num_topics))
-    chunks = (rng.poisson(topic_counts[documents] @ (words_per_count * topics)) for documents in _chunks(num_documents))
+    chunks = (
+        rng.poisson(topic_counts[documents] @ (words_per_count * topics))
+        for documents in document_chunks(num_documents, GENERATOR_CHUNK_DOCUMENTS)
+    )
     return _corpus_from_count_chunks(chunks, vocabulary_size), topics
 
 
