@@ -11,7 +11,7 @@ from redge_core.reporting import summarise_fit
 HOST_NAME = "NumPyro"
 
 
-def topic_model_demo(train, held_out, num_topics, budgets, device=None, progress=True):
+def topic_model_demo(train, held_out, num_topics, budgets, device=None, progress=True, data_parallel=False):
     """Fit LDA (ReinMax vs ``TraceEnum_ELBO``, which needs funsor) and the discrete-code model
     (ReinMax vs ``TraceGraph_ELBO``) to ``train`` with NumPyro; return one row per fit (see
     :func:`redge_core.reporting.summarise_fit`).
@@ -24,6 +24,7 @@ def topic_model_demo(train, held_out, num_topics, budgets, device=None, progress
     :param device: ignored (JAX computes on its default device); accepted so that both hosts'
         demos take the same arguments.
     :param bool progress: show a progress bar per fit.
+    :param bool data_parallel: fit data-parallel (see ``fit``).
     """
     results = []
     # LDA computes in float64 (see LDA); x64 is restored on exit.
@@ -43,6 +44,7 @@ def topic_model_demo(train, held_out, num_topics, budgets, device=None, progress
                     held_out=held_out,
                     progress=progress,
                     max_steps=max_steps,
+                    data_parallel=data_parallel,
                 )
                 results.append(summarise_fit(HOST_NAME, name, topic_model, history, train))
     return results

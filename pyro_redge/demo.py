@@ -11,7 +11,7 @@ from redge_core.reporting import summarise_fit
 HOST_NAME = "Pyro"
 
 
-def topic_model_demo(train, held_out, num_topics, budgets, device="cpu", progress=True):
+def topic_model_demo(train, held_out, num_topics, budgets, device="cpu", progress=True, data_parallel=False):
     """Fit LDA (ReinMax vs ``TraceEnum_ELBO``) and the discrete-code model (ReinMax vs
     ``TraceGraph_ELBO``) to ``train`` with Pyro; return one row per fit (see
     :func:`redge_core.reporting.summarise_fit`).
@@ -23,6 +23,7 @@ def topic_model_demo(train, held_out, num_topics, budgets, device="cpu", progres
         ``max_steps`` ``None`` for whole epochs.
     :param str device: the PyTorch device.
     :param bool progress: show a progress bar per fit.
+    :param bool data_parallel: fit data-parallel (see ``fit``).
     """
     results = []
     # Validation off for speed, restored on exit (the tests run these models with it on).
@@ -42,6 +43,7 @@ def topic_model_demo(train, held_out, num_topics, budgets, device="cpu", progres
                     held_out=held_out,
                     progress=progress,
                     max_steps=max_steps,
+                    data_parallel=data_parallel,
                 )
                 results.append(summarise_fit(HOST_NAME, name, topic_model, history, train))
     return results

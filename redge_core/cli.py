@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import io
+import os
 import pathlib
 import runpy
 import sys
@@ -115,6 +117,36 @@ def _announce_hosts(requested, what):
 
 
 def _run_demo(args):
+    launched_processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.data_parallel:
+        _check_data_parallel_launch(args.host, launched_processes)
+    # Under torchrun every process runs the demo; the first one speaks for all of them.
+    with contextlib.redirect_stdout(io.StringIO()) if os.environ.get("RANK", "0") != "0" else contextlib.nullcontext():
+        _demo(args)
+
+
+def _check_data_parallel_launch(requested, launched_processes):
+    """``--data-parallel`` needs the PyTorch demo launched by ``torchrun`` (one process per device
+    or core), while the NumPyro demo splits over the devices of one process: exit with the command
+    that works when the launch does not fit the hosts asked for."""
+    requested = set(requested or HOSTS)
+    if launched_processes > 1 and "numpyro" in requested:
+        sys.exit(
+            "redge demo --data-parallel under torchrun runs PyTorch processes; the NumPyro demo splits over the "
+            "devices "
+            "of one process. Run `torchrun --standalone --nproc-per-node 2 --no-python redge demo --data-parallel "
+            "--host pyro` and, without torchrun, `redge demo --data-parallel --host numpyro` (on CPU with "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=2)."
+        )
+    if launched_processes == 1 and "pyro" in requested and "RANK" not in os.environ:
+        sys.exit(
+            "redge demo --data-parallel with Pyro needs one process per device, started by torchrun: "
+            "`torchrun --standalone --nproc-per-node 2 --no-python redge demo --data-parallel --host pyro` "
+            "(NumPyro: `redge demo --data-parallel --host numpyro`)."
+        )
+
+
+def _demo(args):
     from redge_core import corpus as redge_corpus
     from redge_core.reporting import plot_topic_results, plotting_available, print_topic_results
 
@@ -129,7 +161,13 @@ def _run_demo(args):
     for host in hosts:
         demo = importlib.import_module(f"{host.package}.demo")
         results += demo.topic_model_demo(
-            train, held_out, DEMO_TOPICS[mode], DEMO_BUDGETS[mode], device=args.device, progress=not args.no_progress
+            train,
+            held_out,
+            DEMO_TOPICS[mode],
+            DEMO_BUDGETS[mode],
+            device=args.device,
+            progress=not args.no_progress,
+            data_parallel=args.data_parallel,
         )
     print_topic_results(results)
     if not args.plot:
@@ -210,6 +248,11 @@ def main(argv=None):
                 "--plot", default="redge-demo.png", help="where to write the plot (needs matplotlib; '' for none)"
             )
             command.add_argument("--no-progress", action="store_true", help="no progress bars")
+            command.add_argument(
+                "--data-parallel",
+                action="store_true",
+                help="split each minibatch over processes (PyTorch, under torchrun) or devices (JAX)",
+            )
         else:
             command.add_argument(
                 "--only",

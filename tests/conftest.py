@@ -64,11 +64,16 @@ def pytest_configure(config):
     # workers do not oversubscribe the cores (the library itself never changes thread settings).
     # The tests compile hundreds of small XLA programs and run each a few times: unoptimised
     # machine code compiles about a quarter faster and changes no result (no fast-math).
+    # Two host devices for the data-parallel tests (tests/test_data_parallel.py); every other test
+    # runs on the first, as before. Read by XLA when JAX starts its CPU backend, after this.
+    flags = ["--xla_force_host_platform_device_count=2"]
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ.setdefault(
-            "XLA_FLAGS",
-            "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 --xla_backend_optimization_level=0",
-        )
+        flags += [
+            "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+            "--xla_backend_optimization_level=0",
+        ]
+    os.environ.setdefault("XLA_FLAGS", " ".join(flags))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
         try:
             import torch
         except ImportError:

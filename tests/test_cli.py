@@ -68,7 +68,7 @@ def test_redge_core_imports_no_host():
 def test_help_works_without_any_host():
     for arguments, expected in [
         (["--help"], ["demo", "bench"]),
-        (["demo", "--help"], ["--quick", "--host", "--plot"]),
+        (["demo", "--help"], ["--quick", "--host", "--plot", "--data-parallel"]),
         (["bench", "--help"], ["--quick", "--only"]),
     ]:
         result = run_python(f"from redge_core.cli import main\nmain({arguments!r})", blocked=HOST_MODULES)
@@ -162,3 +162,23 @@ def test_bench_skips_what_needs_a_missing_host_and_says_how_to_install_it():
         and 'skipped: needs Pyro (pip install "pyro-redge[pyro]")' in result.stdout
     )
     assert "scaling" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "environment, hosts, expected",
+    [
+        ({}, ["pyro"], "started by torchrun"),
+        ({}, [], "started by torchrun"),
+        ({"WORLD_SIZE": "2", "RANK": "0"}, ["numpyro"], "devices of one process"),
+        ({"WORLD_SIZE": "2", "RANK": "0"}, [], "devices of one process"),
+    ],
+)
+def test_data_parallel_demo_refuses_a_launch_that_does_not_fit_the_hosts(monkeypatch, environment, hosts, expected):
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    arguments = ["demo", "--quick", "--data-parallel"] + [f"--host={host}" for host in hosts]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(arguments)
+    assert expected in str(exit_info.value) and "torchrun --standalone --nproc-per-node 2" in str(exit_info.value)

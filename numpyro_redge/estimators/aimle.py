@@ -4,6 +4,7 @@ import typing
 import jax.numpy as jnp
 
 from numpyro_redge._math import top_k_one_hot
+from numpyro_redge.distributed import all_reduce_sum, statistics_group, varying_axes
 from numpyro_redge.estimators.base import check_finite_logits, invalid_rows_to_nan
 from numpyro_redge.estimators.imle import PerturbAndMAP, perturb_and_map
 from redge_core.estimator_options import check_aimle, python_hyperparameters
@@ -19,12 +20,20 @@ class AIMLEState(typing.NamedTuple):
     density: typing.Any
 
 
-def logits_scale(logits):
+def logits_scale(logits, group=None):
     """The scale :math:`\\max(\\lVert\theta\rVert, 1)` of AIMLE's step, the norm over the finite logits
     (a masked ``-inf`` logit would make it infinite, and every step zero): identical to the
     reference's :math:`\\lVert\theta\rVert` for finite logits of norm at least 1, and floored at 1
-    so that all-zero logits, the usual initialisation, still get a nonzero step."""
-    return jnp.maximum(jnp.linalg.norm(jnp.where(jnp.isfinite(logits), logits, 0.0).ravel()), 1.0)
+    so that all-zero logits, the usual initialisation, still get a nonzero step. Over the mapped
+    axis ``group`` (see :func:`numpyro_redge.distributed.reduce_statistics`) when one is given."""
+    return jnp.maximum(_norm(jnp.where(jnp.isfinite(logits), logits, 0.0), group), 1.0)
+
+
+def _norm(array, group):
+    """The Euclidean norm of ``array``, over the mapped axis ``group`` when one is given."""
+    if group is None:
+        return jnp.linalg.norm(array.ravel())
+    return jnp.sqrt(all_reduce_sum(jnp.sum(jnp.square(array)), group))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +68,15 @@ class AIMLE(PerturbAndMAP):
     ``beta`` (e.g. ``OneHotCategorical``), while :class:`~numpyro_redge.KSubset` takes ``beta=``
     (a pytree data field) to follow a state.
 
-    The observed density is a *mean* over the samples of the call, so it can be averaged across a
-    data-parallel group (equal shards; e.g. ``jax.lax.pmean``) before :meth:`update_state`, and
-    every device then holds the same state. If one ``beta`` feeds several calls in a step (several
-    sites, or particles drawn one by one), its cotangent is the *sum* of their densities: divide by
-    the number of calls. A hand-written guide keeps the state across steps::
+    **Data parallelism.** The step size couples the samples of a call (two norms over all of
+    them). Under ``jit`` over arrays sharded across devices (``fit(..., data_parallel=True)``,
+    :mod:`numpyro_redge.distributed`) these reductions are global, so the step equals the
+    single-device one; under ``shard_map`` or ``pmap``, apply the estimator within
+    :func:`numpyro_redge.distributed.reduce_statistics` with the mapped axis' name, which sums the
+    norms and the observed density over it (every device then gets the same density, hence the
+    same state). If one ``beta`` feeds several calls in a step (several sites, or particles drawn
+    one by one), its cotangent is the *sum* of their densities: divide by the number of calls. A
+    hand-written guide keeps the state across steps::
 
         estimator = AIMLE(target_density=1.0)
         state = estimator.init_state()
@@ -76,7 +89,6 @@ class AIMLE(PerturbAndMAP):
         def step(params, opt_state, state, key):
             loss = lambda p, beta: Trace_ELBO().loss(key, p, model, guide, beta)  # model ignores beta
             grads, density = jax.grad(loss, argnums=(0, 1))(params, state.beta)
-            # data-parallel: density = jax.lax.pmean(density, axis_name)
             updates, opt_state = optimizer.update(grads, opt_state)
             return optax.apply_updates(params, updates), opt_state, estimator.update_state(state, density)
 
@@ -156,7 +168,16 @@ class AIMLE(PerturbAndMAP):
             ``initial_beta``); its cotangent is the observed density.
         """
         self._check_k(k, logits)
-        return invalid_rows_to_nan(logits, perturb_and_map(jnp.asarray(logits), noise, self._beta(beta), self, k))
+        group = statistics_group()
+        if group is None and varying_axes(logits):
+            raise ValueError(
+                f"AIMLE's step size couples the samples of a call, but these logits are split over the mapped axes "
+                f"{sorted(varying_axes(logits))} of shard_map: apply the estimator within "
+                "numpyro_redge.distributed.reduce_statistics(axis_name), which sums its statistics over the axis"
+            )
+        return invalid_rows_to_nan(
+            logits, perturb_and_map(jnp.asarray(logits), noise, self._beta(beta), self, k, group)
+        )
 
     def _beta(self, beta):
         if beta is None:
@@ -167,10 +188,10 @@ class AIMLE(PerturbAndMAP):
             raise ValueError(f"beta must be a real number >= 0, got {beta!r}")
         return jnp.asarray(beta)
 
-    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
-        gradient_norm = jnp.linalg.norm(grad_sample.ravel())
+    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k, group=None):
+        gradient_norm = _norm(grad_sample, group)
         safe_norm = jnp.where(gradient_norm > 0, gradient_norm, 1.0)
-        lam = jnp.where(gradient_norm > 0, beta * logits_scale(logits) / safe_norm, 0.0).astype(logits.dtype)
+        lam = jnp.where(gradient_norm > 0, beta * logits_scale(logits, group) / safe_norm, 0.0).astype(logits.dtype)
         perturbed = self.temperature * noise
         minus = top_k_one_hot(logits - lam * grad_sample + perturbed, k)
         if self.symmetric:

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from numpyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
+from numpyro_redge.distributed import all_reduce_sum
 from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle, python_hyperparameters
 
@@ -25,36 +26,40 @@ def sample_perturbation(estimator, key, logits, k):
     return (total - math.log(SUM_OF_GAMMA_TERMS)) / k
 
 
-def observed_density(difference, dtype):
+def observed_density(difference, dtype, group=None):
     """The gradient density of one backward pass: the mean number of nonzero entries of one
-    sample's finite difference (nonzero entries × items / entries), in ``dtype``. Formed from
-    exact integers and one division, so that every host and every process get the same number."""
-    return ((difference != 0).sum() * difference.shape[-1]).astype(dtype) / difference.size
+    sample's finite difference (nonzero entries × items / entries), in ``dtype``, over the mapped
+    axis ``group`` (see :func:`numpyro_redge.distributed.reduce_statistics`). Formed from exact
+    integers and one division, so that every host and every process get the same number."""
+    nonzero = all_reduce_sum((difference != 0).sum() * difference.shape[-1], group)
+    entries = all_reduce_sum(difference.size, group) if group is not None else difference.size
+    return nonzero.astype(dtype) / entries
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def perturb_and_map(logits, noise, beta, estimator, k):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def perturb_and_map(logits, noise, beta, estimator, k, group=None):
     """Forward ``MAP(θ + τε)``; backward the estimator's finite difference of MAPs, averaged over
     the samples. ``beta`` is AIMLE's scale (unused by IMLE); its cotangent is the gradient density
-    observed in the backward pass (a report for ``AIMLE.update_state``, not a derivative)."""
-    return _perturb_and_map_forward(logits, noise, beta, estimator, k)[0]
+    observed in the backward pass (a report for ``AIMLE.update_state``, not a derivative).
+    ``group``: the mapped axis over which AIMLE's statistics are summed, or ``None``."""
+    return _perturb_and_map_forward(logits, noise, beta, estimator, k, group)[0]
 
 
-def _perturb_and_map_forward(logits, noise, beta, estimator, k):
+def _perturb_and_map_forward(logits, noise, beta, estimator, k, group=None):
     logits_c = logits.astype(compute_dtype(logits.dtype))
     sample = top_k_one_hot(logits_c + estimator.temperature * noise, k)
     return sample.astype(logits.dtype), (logits_c, noise, beta, sample)
 
 
-def _perturb_and_map_backward(estimator, k, residuals, grad_sample):
+def _perturb_and_map_backward(estimator, k, group, residuals, grad_sample):
     logits_c, noise, beta, sample = residuals
     difference, step = estimator._finite_difference(
-        logits_c, noise, beta, sample, grad_sample.astype(logits_c.dtype), k
+        logits_c, noise, beta, sample, grad_sample.astype(logits_c.dtype), k, group
     )
     grad = difference / step
     if noise.ndim > logits_c.ndim:
         grad = grad.mean(0)
-    density = observed_density(difference, jnp.result_type(beta)).reshape(jnp.shape(beta))
+    density = observed_density(difference, jnp.result_type(beta), group).reshape(jnp.shape(beta))
     return grad.astype(grad_sample.dtype), zero_cotangent(noise), density
 
 
@@ -116,6 +121,6 @@ class IMLE(PerturbAndMAP):
         python_hyperparameters(self)
         check_imle(self.temperature, self.lam, self.noise, self.samples)
 
-    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
+    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k, group=None):
         target = top_k_one_hot(logits - self.lam * grad_sample + self.temperature * noise, k)
         return sample - target, self.lam

@@ -1,4 +1,5 @@
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import numpyro
 import optax
 from numpyro.infer import SVI, Trace_ELBO, TraceGraph_ELBO
 
+from numpyro_redge import distributed
 from redge_core.topic_models import TOKEN_BUCKET, plan_batch, run_epochs
 
 
@@ -70,32 +72,47 @@ def fit(
     held_out=None,
     progress=True,
     max_steps=None,
+    data_parallel=False,
 ):
     """Fit ``topic_model`` to ``corpus`` (a :class:`redge_core.corpus.Corpus`) by SVI with Adam,
     ``jit``-compiled. Returns the history of :func:`pyro_redge.topic_models.fit` and leaves the
     fitted parameters in ``topic_model.params``. The loop is
-    :func:`redge_core.topic_models.run_epochs`."""
+    :func:`redge_core.topic_models.run_epochs`.
+
+    With ``data_parallel=True`` each minibatch's documents are split over every device
+    (``jax.devices()``; see :mod:`numpyro_redge.distributed`) and the parameters replicated: each
+    device draws the noise of its own documents, the reductions are global, and the fit equals the
+    single-device fit for the same seed, up to the order of floating-point sums. The minibatch is
+    padded (with masked documents) to a multiple of the number of devices."""
     svi = SVI(topic_model.model, topic_model.guide, optax.adam(learning_rate), elbo_for(topic_model))
-    update = jax.jit(svi.update)
+    rows, token_bucket, place, compile_options = batch_size, TOKEN_BUCKET, (lambda batch: batch), {}
+    if data_parallel:
+        mesh = distributed.data_parallel_mesh()
+        rows, token_bucket = distributed.padded_rows(batch_size, mesh), distributed.row_multiple(TOKEN_BUCKET, mesh)
+        place = functools.partial(distributed.shard_rows, mesh=mesh)
+        compile_options = {"out_shardings": distributed.replicated(mesh)}
+
+    def plan(documents, scale):
+        return plan_batch(corpus, documents, scale, rows, token_bucket, topic_model.dtype)
+
+    update = jax.jit(svi.update, **compile_options)
     first_size = min(batch_size, corpus.num_documents)
-    first_batch = Batch.from_corpus(
-        corpus, np.arange(first_size), corpus.num_documents / first_size, batch_size, topic_model.dtype
-    )
+    first_batch = place(Batch.from_plan(plan(np.arange(first_size), corpus.num_documents / first_size)))
     # Jitted: run eagerly, the first trace of model and guide compiles every operation on its own
     # (seconds of CPU per model); the parameters' constraints are all real, so no tracer leaks
     # into ``svi.constrain_fn``.
-    state = jax.jit(svi.init)(jax.random.PRNGKey(seed), first_batch)
+    state = jax.jit(svi.init, **compile_options)(jax.random.PRNGKey(seed), first_batch)
 
     def step(documents, scale):
         nonlocal state
         # The token count comes from the NumPy plan: reading it from the padded JAX mask would
         # wait for the device at every step.
-        plan = plan_batch(corpus, documents, scale, batch_size, TOKEN_BUCKET, topic_model.dtype)
-        state, loss = update(state, Batch.from_plan(plan))
-        return loss / plan.scale, plan.num_tokens  # on the device: read once per epoch
+        batch_plan = plan(documents, scale)
+        state, loss = update(state, place(Batch.from_plan(batch_plan)))
+        return loss / batch_plan.scale, batch_plan.num_tokens  # on the device: read once per epoch
 
     def end_of_epoch():
-        topic_model.params = svi.get_params(state)
+        topic_model.params = _local(svi.get_params(state))
 
     return run_epochs(
         topic_model, corpus, step, epochs, batch_size, seed, held_out, progress, max_steps, end_of_epoch, _total_loss
@@ -104,7 +121,14 @@ def fit(
 
 def _total_loss(losses):
     """The sum of the steps' losses, read from the device once."""
-    return float(jnp.sum(jnp.stack(losses)))
+    return float(jnp.sum(jnp.stack(_local(losses))))
+
+
+def _local(tree):
+    """Each replicated array of ``tree`` as this process's copy (on several machines a replicated
+    array is not addressable as a whole, and eager code, e.g. the held-out bound, could not use
+    it); arrays on one device are returned as they are."""
+    return jax.tree.map(lambda value: value.addressable_data(0) if len(value.sharding.device_set) > 1 else value, tree)
 
 
 def check_precision(dtype, owner):

@@ -4,6 +4,7 @@ import typing
 import torch
 
 from pyro_redge._math import top_k_one_hot
+from pyro_redge.distributed import all_reduce_sum
 from pyro_redge.estimators.base import check_finite_logits, invalid_rows_to_nan
 from pyro_redge.estimators.imle import PerturbAndMAP, _PerturbAndMAPFunction
 from redge_core.estimator_options import check_aimle, python_hyperparameters
@@ -19,13 +20,20 @@ class AIMLEState(typing.NamedTuple):
     density: torch.Tensor
 
 
-def logits_scale(logits):
+def logits_scale(logits, group=None):
     """The scale :math:`\\max(\\lVert\theta\rVert, 1)` of AIMLE's step, the norm over the finite logits
     (a masked ``-inf`` logit would make it infinite, and every step zero): identical to the
     reference's :math:`\\lVert\theta\rVert` for finite logits of norm at least 1, and floored at 1
-    so that all-zero logits, the usual initialisation, still get a nonzero step."""
-    norm = torch.linalg.vector_norm(torch.where(torch.isfinite(logits), logits, 0.0))
-    return torch.clamp(norm, min=1.0)
+    so that all-zero logits, the usual initialisation, still get a nonzero step. Over the processes
+    of ``group`` (see :func:`pyro_redge.distributed.reduce_statistics`) when one is given."""
+    return torch.clamp(_norm(torch.where(torch.isfinite(logits), logits, 0.0), group), min=1.0)
+
+
+def _norm(tensor, group):
+    """The Euclidean norm of ``tensor``, over the processes of ``group`` when one is given."""
+    if group is None:
+        return torch.linalg.vector_norm(tensor)
+    return all_reduce_sum(tensor.square().sum(), group).sqrt()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +68,15 @@ class AIMLE(PerturbAndMAP):
     distribution built with this estimator and no ``beta`` (e.g. ``OneHotCategorical``), while
     :class:`~pyro_redge.KSubset` takes ``beta=`` to follow a state.
 
-    The observed density is a *mean* over the samples of the call, so it can be averaged across a
-    data-parallel group (equal shards) before :meth:`update_state`, and every process then holds
-    the same state. If one ``beta`` tensor feeds several calls in a step (several sites, or
-    particles drawn one by one), its gradient is the *sum* of their densities: divide by the
-    number of calls. A hand-written guide keeps the state across steps::
+    **Data parallelism.** The step size couples the samples of a call (two norms over all of
+    them), so a process that sees only its share of the minibatch would take a different step.
+    Within :func:`pyro_redge.distributed.reduce_statistics` (which
+    :class:`~pyro_redge.distributed.DataParallelELBO` and ``fit(..., data_parallel=True)`` enter)
+    the norms and the observed density are summed over the data-parallel group: each process's
+    backward pass is then its share of the single-process one, and every process gets the same
+    density, hence the same state. If one ``beta`` tensor feeds several calls in a step (several
+    sites, or particles drawn one by one), its gradient is the *sum* of their densities: divide by
+    the number of calls. A hand-written guide keeps the state across steps::
 
         estimator = AIMLE(target_density=1.0)
         state = estimator.init_state()
@@ -77,9 +89,7 @@ class AIMLE(PerturbAndMAP):
         for _ in range(num_steps):
             beta = state.beta.clone().requires_grad_()   # a leaf whose .grad is the density
             svi.step(beta)
-            density = beta.grad
-            # data-parallel: torch.distributed.all_reduce(density); density /= world_size
-            state = estimator.update_state(state, density)
+            state = estimator.update_state(state, beta.grad)
 
     The JAX twin (``numpyro_redge.AIMLE``) has the same methods, state and update.
 
@@ -172,10 +182,10 @@ class AIMLE(PerturbAndMAP):
             raise ValueError(f"beta must be a real number >= 0, got {beta!r}")
         return float(beta)
 
-    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
+    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k, group=None):
         beta = torch.as_tensor(beta, dtype=logits.dtype, device=logits.device)
-        gradient_norm = torch.linalg.vector_norm(grad_sample)
-        lam = torch.where(gradient_norm > 0, beta * logits_scale(logits) / gradient_norm, 0.0)
+        gradient_norm = _norm(grad_sample, group)
+        lam = torch.where(gradient_norm > 0, beta * logits_scale(logits, group) / gradient_norm, 0.0)
         perturbed = self.temperature * noise
         minus = top_k_one_hot(logits - lam * grad_sample + perturbed, k)
         if self.symmetric:

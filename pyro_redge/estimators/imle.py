@@ -4,6 +4,7 @@ import math
 import torch
 
 from pyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
+from pyro_redge.distributed import all_reduce_sum, statistics_group
 from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
 from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle, python_hyperparameters
 
@@ -21,11 +22,16 @@ def sample_perturbation(estimator, logits, k):
     return (total - math.log(SUM_OF_GAMMA_TERMS)) / k
 
 
-def observed_density(difference, dtype):
+def observed_density(difference, dtype, group=None):
     """The gradient density of one backward pass: the mean number of nonzero entries of one
-    sample's finite difference (nonzero entries × items / entries), in ``dtype``. Formed from
+    sample's finite difference (nonzero entries × items / entries), in ``dtype``, over the
+    processes of ``group`` (see :func:`pyro_redge.distributed.reduce_statistics`). Formed from
     exact integers and one division, so that every host and every process get the same number."""
-    return ((difference != 0).sum() * difference.shape[-1]).to(dtype) / difference.numel()
+    if group is None:
+        return ((difference != 0).sum() * difference.shape[-1]).to(dtype) / difference.numel()
+    counts = torch.stack([(difference != 0).sum() * difference.shape[-1], torch.tensor(difference.numel())])
+    nonzero, entries = all_reduce_sum(counts.to(difference.device), group)
+    return nonzero.to(dtype) / entries.to(dtype)
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
@@ -45,6 +51,7 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
             ctx.save_for_backward(logits_c, noise, sample)
             ctx.beta = beta
         ctx.estimator, ctx.k, ctx.logits_dtype = estimator, k, logits.dtype
+        ctx.group = statistics_group()
         return sample.to(logits.dtype)
 
     @staticmethod
@@ -52,11 +59,15 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
         logits_c, noise, sample, *beta = ctx.saved_tensors
         beta = beta[0] if beta else ctx.beta
         grad_sample = grad_sample.to(logits_c.dtype)
-        difference, step = ctx.estimator._finite_difference(logits_c, noise, beta, sample, grad_sample, ctx.k)
+        difference, step = ctx.estimator._finite_difference(
+            logits_c, noise, beta, sample, grad_sample, ctx.k, ctx.group
+        )
         grad = difference / step
         if noise.dim() > logits_c.dim():
             grad = grad.mean(0)
-        grad_beta = observed_density(difference, beta.dtype).reshape(beta.shape) if ctx.needs_input_grad[2] else None
+        grad_beta = None
+        if ctx.needs_input_grad[2]:
+            grad_beta = observed_density(difference, beta.dtype, ctx.group).reshape(beta.shape)
         return grad.to(ctx.logits_dtype), None, grad_beta, None, None
 
 
@@ -116,6 +127,6 @@ class IMLE(PerturbAndMAP):
         python_hyperparameters(self)
         check_imle(self.temperature, self.lam, self.noise, self.samples)
 
-    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k):
+    def _finite_difference(self, logits, noise, beta, sample, grad_sample, k, group=None):
         target = top_k_one_hot(logits - self.lam * grad_sample + self.temperature * noise, k)
         return sample - target, self.lam

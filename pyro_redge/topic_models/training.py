@@ -2,8 +2,10 @@ import dataclasses
 
 import pyro
 import torch
+from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO
 
+from pyro_redge import distributed
 from redge_core.topic_models import plan_batch, run_epochs
 
 
@@ -68,18 +70,71 @@ def fit(
     held_out=None,
     progress=True,
     max_steps=None,
+    data_parallel=False,
 ):
     """Fit ``topic_model`` to ``corpus`` (a :class:`redge_core.corpus.Corpus`) by SVI with Adam.
 
     Returns a history: per epoch, the training loss per token, the wall-clock seconds and, when
     ``held_out`` is given, the held-out bound per token (:meth:`held_out_bound_per_token`).
-    ``max_steps`` stops early (smoke runs). The loop is :func:`redge_core.topic_models.run_epochs`."""
+    ``max_steps`` stops early (smoke runs). The loop is :func:`redge_core.topic_models.run_epochs`.
+
+    With ``data_parallel=True`` the process must be one of a ``torch.distributed`` group (started by
+    ``torchrun``, see :mod:`pyro_redge.distributed`): every process walks the same minibatches,
+    fits its share of each (:func:`~pyro_redge.distributed.shard`) with its own noise (seed
+    ``seed + rank``), and the gradients are averaged across the processes
+    (:class:`~pyro_redge.distributed.DataParallelELBO`), so that the parameters stay equal in every
+    process and one step equals a single-process step on the whole minibatch for the same noise.
+    The history (and the held-out bound, computed by every process) is the same in each process;
+    only rank 0 shows a progress bar."""
     pyro.clear_param_store()
-    pyro.set_rng_seed(seed)
-    svi = SVI(topic_model.model, topic_model.guide, pyro.optim.Adam({"lr": learning_rate}), elbo_for(topic_model))
+    elbo = elbo_for(topic_model)
+    if data_parallel:
+        group = distributed.process_group()
+        rank = distributed.rank(group)
+        elbo = distributed.DataParallelELBO(elbo, group)
+        progress = progress and rank == 0
+    pyro.set_rng_seed(seed + rank if data_parallel else seed)
+    svi = SVI(topic_model.model, topic_model.guide, pyro.optim.Adam({"lr": learning_rate}), elbo)
+    started = []
 
     def step(documents, scale):
-        batch = Batch.from_corpus(corpus, documents, scale, topic_model.device, topic_model.dtype)
-        return svi.step(batch) / batch.scale, batch.num_tokens
+        if not data_parallel:
+            batch = Batch.from_corpus(corpus, documents, scale, topic_model.device, topic_model.dtype)
+            return svi.step(batch) / batch.scale, batch.num_tokens
+        factor = distributed.share_scale(len(documents), group)
+        batch = Batch.from_corpus(
+            corpus, distributed.shard(documents, group), scale * factor, topic_model.device, topic_model.dtype
+        )
+        if not started:
+            _create_parameters(topic_model, batch)
+            distributed.broadcast_parameters(group=group)
+            started.append(True)
+        # This process's part of the minibatch's loss (its share's, or 1/world_size of the whole
+        # minibatch's when every process takes all of it): the parts add up across the processes,
+        # once per epoch in ``total_loss``. The tokens are the whole minibatch's.
+        part = svi.step(batch) / batch.scale / (distributed.world_size(group) // factor)
+        return part, corpus.subset(documents).num_tokens
 
-    return run_epochs(topic_model, corpus, step, epochs, batch_size, seed, held_out, progress, max_steps)
+    def total_loss(losses):
+        return float(distributed.all_reduce_sum(torch.tensor(sum(losses), dtype=torch.float64), group))
+
+    return run_epochs(
+        topic_model,
+        corpus,
+        step,
+        epochs,
+        batch_size,
+        seed,
+        held_out,
+        progress,
+        max_steps,
+        total_loss=total_loss if data_parallel else None,
+    )
+
+
+def _create_parameters(topic_model, batch):
+    """Run the guide and the model once, without recording anything, so that every parameter of
+    the model is in Pyro's parameter store (to be broadcast before the first step)."""
+    with poutine.block(), poutine.trace(param_only=True):
+        guide_trace = poutine.trace(topic_model.guide).get_trace(batch)
+        poutine.replay(topic_model.model, trace=guide_trace)(batch)
