@@ -9,13 +9,14 @@ Launch with ``torchrun`` (``gloo`` on CPU, ``nccl`` on GPU)::
 
 and in ``train.py``::
 
-    from pyro_redge.distributed import DataParallelELBO, process_group, shard
+    from pyro_redge.distributed import DataParallelELBO, finish, process_group, shard
 
     group = process_group()                   # torch.distributed, initialised from torchrun
     svi = SVI(model, guide, Adam({"lr": 0.01}), DataParallelELBO(Trace_ELBO(), group))
     for documents in batches:                 # the same batches in every process
         mine = shard(documents, group)        # this process's share
         svi.step(data[mine], scale=world_size * len(data) / len(documents))
+    finish()                                  # every process done, then the group torn down
 
 The scale of each process's share is ``world_size`` times the minibatch's (the gradients are
 averaged, not summed). :func:`pyro_redge.topic_models.fit` does all this with
@@ -76,6 +77,15 @@ def process_group(backend=None):
             backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
     return WORLD
+
+
+def finish():
+    """Wait for every process, then destroy the default process group (when one is initialised):
+    the end of a data-parallel script. A process that tears gloo down while another is still in a
+    collective can abort ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _group(group):

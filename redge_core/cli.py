@@ -123,6 +123,10 @@ def _run_demo(args):
     # Under torchrun every process runs the demo; the first one speaks for all of them.
     with contextlib.redirect_stdout(io.StringIO()) if os.environ.get("RANK", "0") != "0" else contextlib.nullcontext():
         _demo(args)
+    if args.data_parallel and launched_processes > 1:
+        from pyro_redge.distributed import finish
+
+        finish()
 
 
 def _check_data_parallel_launch(requested, launched_processes):

@@ -226,9 +226,11 @@ TOPIC_EPOCHS, TOPIC_BATCH, TOPIC_LEARNING_RATE = 20, 40, 0.05
 LDA_ENUMERATION_RECOVERY = 0.75
 LDA_REINMAX_GAP_BOUND = 0.5
 CODES_REINMAX_LEAD = 0.1
-# Each host's half of `redge demo` (tests/test_topic_models.py): one step per fit on this many
-# training and held-out news articles (one full minibatch of 64: a single compilation per fit in JAX).
-DEMO_TRAIN, DEMO_HELD_OUT = 64, 16
+# Each host's half of `redge demo` (tests/test_topic_models.py): two steps per fit (two full minibatches
+# of 64: a single compilation per fit in JAX) on this many training and held-out news articles, with
+# this many LDA topics: the smoke run of tutorials/02_topic_models.ipynb, so that the run's JAX
+# compilation cache (tests/conftest.py) compiles the NumPyro demo's programs once for both.
+DEMO_TRAIN, DEMO_HELD_OUT, DEMO_TOPICS, DEMO_BUDGETS = 128, 30, 5, {"lda": (1, 2), "codes": (1, 2)}
 
 # Bad hyperparameters of the subset estimators: (class name, keyword arguments, the argument named).
 BAD_SUBSET_ESTIMATOR_ARGUMENTS = [

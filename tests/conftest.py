@@ -1,5 +1,7 @@
 import importlib.util
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -60,6 +62,15 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_configure(config):
+    # One persistent JAX compilation cache for the whole run, shared by the pytest workers and the
+    # notebook kernels they start (they inherit the environment): a program that several tests
+    # compile (the same model fitted by a tutorial and by a test) is compiled once. Fresh for each
+    # run and removed at its end, so no run reuses another's compilations; a cache the caller set is
+    # left alone.
+    if not os.environ.get("PYTEST_XDIST_WORKER") and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        config.redge_jax_cache = tempfile.mkdtemp(prefix="redge-jax-cache-")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = config.redge_jax_cache
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
     # Under ``pytest -n`` each worker is one process per core: one thread each, so that the
     # workers do not oversubscribe the cores (the library itself never changes thread settings).
     # The tests compile hundreds of small XLA programs and run each a few times: unoptimised
@@ -79,6 +90,13 @@ def pytest_configure(config):
         except ImportError:
             return
         torch.set_num_threads(1)
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "redge_jax_cache", None)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
+        os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 
 # The notebooks and the topic-model demos are the longest tests (10–26 s each). Collected last (their

@@ -7,14 +7,13 @@ the history. It writes its largest differences to ``<output>.<rank>.json``."""
 import json
 import sys
 
-import numpy as np
 import pyro
 import torch
 
 from pyro_redge import distributed
 from pyro_redge.estimators import AIMLE, GumbelRao, GumbelSoftmax, ReDGE, ReinMax, StraightThrough
 from pyro_redge.topic_models import DiscreteCodeTopicModel, fit
-from redge_core.corpus import load_news_articles
+from tests.test_data_parallel import small_corpora
 
 ESTIMATORS = [StraightThrough(), GumbelSoftmax(), ReinMax(), ReDGE(), GumbelRao(), AIMLE()]
 ROWS, CATEGORIES, FEATURES = 10, 5, 3
@@ -56,16 +55,17 @@ def main(output):
     # fit: AIMLE at a vanishing noise temperature draws the logits' argmax whatever the noise, so
     # the processes' own noise does not matter and the fit must equal the single-process one; its
     # step size couples the documents through two norms, which the group must reduce.
-    train, _ = load_news_articles()
-    corpus, held_out = train.subset(np.arange(75)), train.subset(np.arange(75, 90))
+    corpus, held_out = small_corpora()
+    corpus = corpus.subset(range(19))
     results = {}
     for parallel in (True, False):
         topic_model = DiscreteCodeTopicModel(
             corpus.vocabulary_size, 2, 4, AIMLE(temperature=1e-9), hidden_size=8, dtype=torch.float64
         )
-        # batch 36 of 75 documents: shares of 18, then a last minibatch of 3 (shares of 1 and 2).
+        # batch 9 of 19 documents: shares of 4 and 5, then a last minibatch of one document, which
+        # every process takes whole (the processes' estimates are averaged).
         history = fit(
-            topic_model, corpus, epochs=2, batch_size=36, held_out=held_out, progress=False, data_parallel=parallel
+            topic_model, corpus, epochs=2, batch_size=9, held_out=held_out, progress=False, data_parallel=parallel
         )
         store = pyro.get_param_store()
         results[parallel] = (history, {name: store[name].detach().clone() for name in store.keys()})
@@ -88,7 +88,7 @@ def main(output):
     }
     with open(f"{output}.{rank}.json", "w") as file:
         json.dump(report, file)
-    torch.distributed.destroy_process_group()
+    distributed.finish()
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def test_demo_half_fits_every_model_on_the_news_corpus_and_restores_global_setti
     with context:
         before = _global_settings(backend)
         results = demo.topic_model_demo(
-            train, held_out, 3, {"lda": (1, 1), "codes": (1, 1)}, device=backend.device, progress=False
+            train, held_out, cases.DEMO_TOPICS, cases.DEMO_BUDGETS, device=backend.device, progress=False
         )
         assert _global_settings(backend) == before
     assert [row["fit"] for row in results] == [
