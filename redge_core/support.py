@@ -10,6 +10,7 @@ element), or, for any other base, from the host's float64 log-pmf on a grid that
 support's lower bound (the work is ``batch × K``).
 """
 
+import functools
 import math
 import numbers
 
@@ -280,3 +281,26 @@ def support_window(
     if law is not None:
         return quantile_window(law, lower, upper_limit, tail_mass, max_support, owner, parameters)
     return grid_window(log_pmf_on, lower, tail_mass, guess, upper_limit, max_support, owner, parameters)
+
+
+@functools.lru_cache(maxsize=64)
+def poisson_centring(first, last):
+    r"""``(m, table)``: the reference rate and the float64 table of the centred Poisson log-pmf on
+    the window ``first..last`` (read-only NumPy array).
+
+    Both hosts compute the Poisson log-pmf on the window up to a constant per batch element,
+    :math:`\log p(L + j) - \log p(L) + \text{const} = j\,\log(\lambda/m) - E_j` with
+
+    .. math:: E_j = \log\Gamma(L + j + 1) - \log\Gamma(L + 1) - j \log m,
+
+    ``m`` the window's midpoint (at least 1). The table holds every large, cancelling term in
+    float64 (at rate 10⁴, :math:`j\log\lambda` and :math:`\log\Gamma` are each about 10⁵, so float32
+    would lose two decimals of the log-pmf); what is left per batch element is one multiply-add per
+    value with :math:`\log(\lambda/m)`, small near the window, instead of a log and a log-gamma per
+    value and element. The constant cancels in the normalisation and in every estimator (they see
+    the logits only through softmax-invariant quantities)."""
+    reference = max(0.5 * (first + last), 1.0)
+    offsets = np.arange(last - first + 1, dtype=np.float64)
+    table = special.gammaln(first + offsets + 1) - special.gammaln(first + 1) - offsets * math.log(reference)
+    table.setflags(write=False)
+    return reference, table

@@ -9,7 +9,6 @@ from numpyro_redge._math import (
     compute_dtype,
     one_hot,
     sample_uniform,
-    softmax_vjp,
 )
 from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 from redge_core.checks import check_positive
@@ -31,18 +30,22 @@ def _reinmax_forward(logits, uniform, temperature):
 def _reinmax_backward(temperature, residuals, grad_sample):
     logits_c, probs, index, uniform = residuals
     cotangent = grad_sample.astype(probs.dtype)
-    tempered = probs if temperature == 1.0 else jax.nn.softmax(logits_c / temperature, axis=-1)
-    midpoint = 0.5 * (tempered + one_hot(index, probs))
-    grad = softmax_vjp(midpoint, 2.0 * cotangent) - softmax_vjp(probs, 0.5 * cotangent)
-    # The reference centres the gradient; it is already centred up to rounding. Masked classes
-    # (probability 0) are left out of the centring, so that their gradient stays exactly 0.
-    masked = probs == 0
-    count = jnp.maximum((~masked).sum(-1, keepdims=True), 1)
-    masked_mean = jnp.where(masked, 0.0, grad).sum(-1, keepdims=True) / count
-    centred = jnp.where(
-        masked.any(-1, keepdims=True), jnp.where(masked, 0.0, grad - masked_mean), grad - grad.mean(-1, keepdims=True)
-    )
-    return centred.astype(grad_sample.dtype), zero_cotangent(uniform)
+    tempered = None if temperature == 1.0 else jax.nn.softmax(logits_c / temperature, axis=-1)
+    return reinmax_vjp(probs, tempered, index, cotangent).astype(grad_sample.dtype), zero_cotangent(uniform)
+
+
+def reinmax_vjp(probs, tempered, index, cotangent):
+    """ReinMax's :math:`2J(\\pi_{1/2})g - \\tfrac12 J(\\pi_0)g` in closed form (derived in
+    ``pyro_redge.estimators.reinmax.reinmax_vjp``; ``tempered=None`` at temperature 1): a few passes
+    over the classes, summing to zero by construction, exactly 0 where the probability is 0."""
+    picked = jnp.take_along_axis(cotangent, index, axis=-1)
+    mean_under_probs = (probs * cotangent).sum(-1, keepdims=True)
+    rows = jnp.arange(probs.shape[-1]) == index
+    if tempered is None:
+        return 0.5 * probs * (cotangent - picked) + jnp.where(rows, 0.5 * (picked - mean_under_probs), 0.0)
+    half = 0.5 * ((tempered * cotangent).sum(-1, keepdims=True) + picked)
+    grad = tempered * (cotangent - half) - 0.5 * probs * (cotangent - mean_under_probs)
+    return grad + jnp.where(rows, picked - half, 0.0)
 
 
 _reinmax.defvjp(_reinmax_forward, _reinmax_backward)

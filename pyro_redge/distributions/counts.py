@@ -4,12 +4,19 @@ over the host's own. Each parameter accepts what the host's distribution accepts
 ``tail_mass`` (≥ 1e-12) and ``max_support`` (the largest support built, 10⁶ values by default) are
 those of :class:`ReparameterizedDiscrete`, and :meth:`guide` keeps the prior's."""
 
+import math
+
 import pyro.distributions as host
 import torch
 from torch.distributions import constraints
 
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.reparameterized_discrete import ReparameterizedDiscrete, _numpy_parameters
+from pyro_redge.distributions.reparameterized_discrete import (
+    ReparameterizedDiscrete,
+    _compute_dtype,
+    _numpy_parameters,
+    _parameter_dtype,
+)
 from pyro_redge.distributions.util import probs_or_logits
 from pyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
@@ -80,6 +87,50 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
 
     def expand(self, batch_shape, _instance=None):
         return super().expand(batch_shape, self._get_checked_instance(Poisson, _instance))
+
+    # The log-pmf up to a constant per batch element, centred on the window (see
+    # redge_core.support.poisson_centring): one multiply-add per value and element.
+
+    def _rate_ratio(self, reference):
+        """``log(λ / m)`` in the compute dtype: ``-inf`` at ``λ = 0``, with a gradient that is never
+        NaN there (the logarithm only ever sees a positive rate)."""
+        rate = self._computing_base().rate
+        zero = rate == 0
+        safe = torch.where(zero, torch.full_like(rate, reference), rate)
+        return torch.where(zero, -torch.inf, torch.log1p((safe - reference) / reference))
+
+    def _support_and_log_pmf(self):
+        values = self._support_values()
+        first, last = self.support_window()
+        reference, table = support.poisson_centring(first, last)
+        ratio = self._rate_ratio(reference).unsqueeze(-1)
+        centred = torch.tensor(table, dtype=values.dtype, device=values.device)
+        log_pmf = torch.addcmul(-centred, ratio, values - first)
+        if first == 0:
+            log_pmf[..., 0] = 0.0  # 0 · log(0 / m) at rate 0: the value 0 has all the mass
+        return values, log_pmf
+
+    def _centred_log_pmf(self, value, ratio):
+        """The centred log-pmf (the constant of :meth:`_support_and_log_pmf`) at ``value``, any
+        shape broadcasting with ``ratio``: the window's values from the float64 table, others from
+        the log-gamma function; ``-inf`` below 0."""
+        first, last = self.support_window()
+        reference, table = support.poisson_centring(first, last)
+        offset = value - first
+        inside = (offset >= 0) & (offset <= last - first)
+        from_table = torch.tensor(table, dtype=value.dtype, device=value.device)[offset.clamp(0, last - first).long()]
+        outside = (value + 1).lgamma() - math.lgamma(first + 1) - offset * math.log(reference)
+        linear = torch.where(offset == 0, torch.zeros_like(ratio), offset * ratio)
+        centred = linear - torch.where(inside, from_table, outside)
+        return torch.where(value >= 0, centred, -torch.inf)
+
+    def _base_log_prob(self, value):
+        value = value.to(_compute_dtype(_parameter_dtype(self.base)))
+        return self._centred_log_pmf(value, self._rate_ratio(support.poisson_centring(*self.support_window())[0]))
+
+    def _grid_log_pmf(self, values):
+        ratio = self._rate_ratio(support.poisson_centring(*self.support_window())[0]).unsqueeze(-1)
+        return self._centred_log_pmf(values, ratio)
 
     @classmethod
     def from_host(cls, fn, estimator, truncation=None):

@@ -86,16 +86,22 @@ def check_finite_logits(logits):
         or not (isinstance(logits, torch.Tensor) and logits.is_floating_point())
     ):
         return
-    invalid = logits.isnan() | (logits == torch.inf)
+    invalid = invalid_rows(logits)
     if bool(invalid.any()):
         raise ValueError(
-            "logits must be real numbers or -inf (a masked category), got NaN or +inf in "
-            f"{int(invalid.any(-1).sum()) if logits.dim() else 1} row(s)"
+            f"logits must be real numbers or -inf (a masked category), got NaN or +inf in {int(invalid.sum())} row(s)"
         )
+
+
+def invalid_rows(logits):
+    """Whether each row of ``logits`` holds a NaN or ``+inf``, shape ``(..., 1)``: one pass (the
+    row's maximum is NaN or ``+inf`` exactly then) instead of a test per entry."""
+    if logits.dim() == 0 or logits.shape[-1] == 0:
+        return (logits.isnan() | (logits == torch.inf)).any(-1, keepdim=True)
+    return ~(logits.amax(-1, keepdim=True) < torch.inf)
 
 
 def invalid_rows_to_nan(logits, sample):
     """``sample`` with NaN in every row whose logits hold a NaN or ``+inf`` (no synchronisation):
     such a row must never look like a valid draw."""
-    invalid = (logits.isnan() | (logits == torch.inf)).any(-1, keepdim=True)
-    return torch.where(invalid, torch.nan, sample)
+    return torch.where(invalid_rows(logits), torch.nan, sample)

@@ -7,7 +7,6 @@ from pyro_redge._math import (
     compute_dtype,
     one_hot,
     sample_uniform,
-    softmax_vjp,
 )
 from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
 from redge_core.checks import check_positive
@@ -33,22 +32,30 @@ class _ReinMaxFunction(torch.autograd.Function):
     def backward(ctx, grad_sample):
         probs, index, *logits_c = ctx.saved_tensors
         grad_sample = grad_sample.to(probs.dtype)
-        tempered = probs if not logits_c else torch.softmax(logits_c[0] / ctx.temperature, dim=-1)
-        midpoint = (0.5 * tempered).scatter_add_(-1, index, torch.full_like(index, 0.5, dtype=probs.dtype))
-        grad = softmax_vjp(midpoint, 2.0 * grad_sample) - softmax_vjp(probs, 0.5 * grad_sample)
-        # The reference centres the gradient; it is already centred up to rounding. Masked classes
-        # (probability 0) are left out of the centring, so that their gradient stays exactly 0.
-        # One expression for masked and unmasked rows (as in JAX): branching on whether any class is
-        # masked would read a value on the host in every backward pass.
-        masked = probs == 0
-        count = (~masked).sum(-1, keepdim=True).clamp(min=1)
-        masked_mean = grad.masked_fill(masked, 0.0).sum(-1, keepdim=True) / count
-        centred = torch.where(
-            masked.any(-1, keepdim=True),
-            (grad - masked_mean).masked_fill(masked, 0.0),
-            grad - grad.mean(-1, keepdim=True),
-        )
-        return centred.to(ctx.logits_dtype), None, None
+        tempered = None if not logits_c else torch.softmax(logits_c[0] / ctx.temperature, dim=-1)
+        return reinmax_vjp(probs, tempered, index, grad_sample).to(ctx.logits_dtype), None, None
+
+
+def reinmax_vjp(probs, tempered, index, cotangent):
+    r"""ReinMax's :math:`2J(\pi_{1/2})g - \tfrac12 J(\pi_0)g` in closed form. With
+    :math:`J(\pi)g = \pi \odot (g - \langle\pi, g\rangle)`, :math:`\pi_{1/2} = \tfrac12(\pi_\tau + e_i)`
+    (:math:`e_i` the sample), :math:`s_0 = \langle\pi_0, g\rangle` and
+    :math:`s_{1/2} = \tfrac12(\langle\pi_\tau, g\rangle + g_i)`:
+
+    .. math:: \pi_\tau \odot (g - s_{1/2}) - \tfrac12\,\pi_0 \odot (g - s_0) + (g_i - s_{1/2})\,e_i,
+
+    which at :math:`\tau = 1` (``tempered=None``) is :math:`\tfrac12\,\pi_0 \odot (g - g_i) +
+    \tfrac12 (g_i - s_0)\,e_i`: a few passes over the classes instead of two softmax products and a
+    centring (the reference centres the gradient; this form sums to zero by construction), and
+    exactly 0 where :math:`\pi_0 = 0` (masked classes)."""
+    picked = cotangent.gather(-1, index)
+    mean_under_probs = (probs * cotangent).sum(-1, keepdim=True)
+    if tempered is None:
+        grad = torch.mul(probs, cotangent - picked).mul_(0.5)
+        return grad.scatter_add_(-1, index, 0.5 * (picked - mean_under_probs))
+    half = 0.5 * ((tempered * cotangent).sum(-1, keepdim=True) + picked)
+    grad = tempered * (cotangent - half) - 0.5 * probs * (cotangent - mean_under_probs)
+    return grad.scatter_add_(-1, index, picked - half)
 
 
 @dataclasses.dataclass(frozen=True)
