@@ -119,6 +119,22 @@ def test_the_window_drops_both_tails_and_follows_the_spread_not_the_mean(backend
     assert np.all(np.isfinite(grad))
 
 
+def test_poisson_log_prob_at_large_rates_keeps_float32_precision(backend):
+    """The Poisson log-pmf on its window, centred (redge_core.support.poisson_centring), in float32:
+    within 16 ulp of the largest |log p| of the SciPy float64 value at rates 3.7, 10⁴ and 10⁶ (its
+    terms ``n log λ`` and ``log n!`` are each ≈ 10⁵ at rate 10⁴: uncentred, float32 rounds them to
+    ≈ 0.01)."""
+    for rate in np.array([3.7, 1e4, 1e6], np.float32):
+        d = backend.lib.Poisson(backend.array([rate], dtype="float32"))
+        first, last = d.support_window()
+        values = np.arange(first, last + 1)
+        expected = stats.poisson.logpmf(values, float(rate))
+        expected -= np.logaddexp.reduce(expected)
+        actual = backend.numpy(d.log_prob(backend.array(values.reshape(-1, 1), dtype="float32"))).reshape(-1)
+        bound = 16 * np.finfo(np.float32).eps * (1 + np.abs(expected).max())
+        assert np.abs(actual - expected).max() <= bound, (rate, np.abs(actual - expected).max(), bound)
+
+
 @pytest.mark.parametrize("estimator_id", ["straight_through", "gumbel_softmax", "reinmax"])
 @pytest.mark.parametrize("case", CASES)
 def test_samples_follow_the_truncated_pmf(backend, case, estimator_id):
