@@ -98,7 +98,7 @@ def invalid_rows(logits):
     row's maximum is NaN or ``+inf`` exactly then) instead of a test per entry."""
     if logits.dim() == 0 or logits.shape[-1] == 0:
         return (logits.isnan() | (logits == torch.inf)).any(-1, keepdim=True)
-    return ~(logits.amax(-1, keepdim=True) < torch.inf)
+    return ~(logits.detach().amax(-1, keepdim=True) < torch.inf)
 
 
 def invalid_rows_to_nan(logits, sample):
