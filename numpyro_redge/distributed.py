@@ -22,18 +22,17 @@ each process fills in the rows of its own devices (:func:`shard_rows` asks only 
 the mapped axis' name so that AIMLE's statistics are summed over it.
 """
 
-import contextlib
-import contextvars
 import math
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from redge_core import statistics_group as shared
+from redge_core.statistics_group import statistics_group  # noqa: F401  (read by the estimators from here)
+
 #: The name of the mesh axis over which the minibatch's rows are split.
 DATA_AXIS = "data"
-
-_STATISTICS_GROUP = contextvars.ContextVar("numpyro_redge_statistics_group", default=None)
 
 
 def data_parallel_mesh(devices=None):
@@ -103,23 +102,13 @@ def replicate(tree, mesh):
     )
 
 
-@contextlib.contextmanager
 def reduce_statistics(axis_name):
     """Within the block, AIMLE's step size and its observed gradient density use statistics summed
     over the mapped axis ``axis_name`` of ``shard_map`` / ``pmap`` (the norms of the logits and of
     the incoming gradient, and the nonzero count of the finite difference): each device's backward
     pass is then its share of the single-device one. Read when the estimator is applied. Not
     needed under ``jit`` over sharded arrays, whose reductions are already global."""
-    token = _STATISTICS_GROUP.set(axis_name)
-    try:
-        yield
-    finally:
-        _STATISTICS_GROUP.reset(token)
-
-
-def statistics_group():
-    """The axis name of the innermost :func:`reduce_statistics` block, or ``None``."""
-    return _STATISTICS_GROUP.get()
+    return shared.reduce_statistics(axis_name)
 
 
 def varying_axes(value):

@@ -29,8 +29,6 @@ gradients, flattened, after the backward pass (for a model written as a ``PyroMo
 the forward pass instead).
 """
 
-import contextlib
-import contextvars
 import os
 
 import pyro
@@ -39,7 +37,8 @@ import torch.distributed as dist
 from pyro import poutine
 from pyro.infer import ELBO
 
-_STATISTICS_GROUP = contextvars.ContextVar("pyro_redge_statistics_group", default=None)
+from redge_core import statistics_group as shared
+from redge_core.statistics_group import statistics_group  # noqa: F401  (read by the estimators from here)
 
 #: The environment variables ``torchrun`` sets in each process.
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -122,23 +121,13 @@ def share_scale(num_documents, group=WORLD):
     return size if num_documents >= size else 1
 
 
-@contextlib.contextmanager
 def reduce_statistics(group=WORLD):
     """Within the block, AIMLE's step size and its observed gradient density use statistics
     summed over ``group`` (the norms of the logits and of the incoming gradient, and the nonzero
     count of the finite difference), so that each process's backward pass equals its share of the
     single-process one. Read when the forward pass runs (the backward may run in another thread).
     ``group=None``: no reduction."""
-    token = _STATISTICS_GROUP.set(group)
-    try:
-        yield
-    finally:
-        _STATISTICS_GROUP.reset(token)
-
-
-def statistics_group():
-    """The group of the innermost :func:`reduce_statistics` block, or ``None``."""
-    return _STATISTICS_GROUP.get()
+    return shared.reduce_statistics(group)
 
 
 def all_reduce_sum(tensor, group):
