@@ -18,7 +18,9 @@ from numpyro_redge.distributions import (
 from numpyro_redge.estimators import (
     AIMLE,
     IMLE,
+    RLOO,
     AIMLEState,
+    DisARM,
     Estimator,
     GumbelRao,
     GumbelSoftmax,
@@ -27,7 +29,7 @@ from numpyro_redge.estimators import (
     ReinMax,
     StraightThrough,
 )
-from numpyro_redge.infer import AutoRelaxed, RelaxReparam, UnrelaxedModelWarning, relax
+from numpyro_redge.infer import AutoRelaxed, RelaxReparam, ScoreFunction_ELBO, UnrelaxedModelWarning, relax
 from numpyro_redge.kl import kl_divergence
 from redge_core import __version__
 
@@ -39,6 +41,7 @@ __all__ = [
     "UnrelaxedModelWarning",
     "Bernoulli",
     "Binomial",
+    "DisARM",
     "Estimator",
     "Geometric",
     "GumbelRao",
@@ -50,12 +53,14 @@ __all__ = [
     "NegativeBinomial",
     "OneHotCategorical",
     "Poisson",
+    "RLOO",
     "ReDGE",
     "ReinMax",
     "RelaxReparam",
     "Relaxed",
     "ReparameterizedDiscrete",
     "RelaxedOneHotCategorical",
+    "ScoreFunction_ELBO",
     "StraightThrough",
     "kl",
     "kl_divergence",

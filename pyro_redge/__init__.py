@@ -17,7 +17,9 @@ from pyro_redge.distributions import (
 from pyro_redge.estimators import (
     AIMLE,
     IMLE,
+    RLOO,
     AIMLEState,
+    DisARM,
     Estimator,
     GumbelRao,
     GumbelSoftmax,
@@ -26,7 +28,14 @@ from pyro_redge.estimators import (
     ReinMax,
     StraightThrough,
 )
-from pyro_redge.infer import AutoRelaxed, RelaxReparam, UnrelaxedModelWarning, relax
+from pyro_redge.infer import (
+    AutoRelaxed,
+    JitScoreFunction_ELBO,
+    RelaxReparam,
+    ScoreFunction_ELBO,
+    UnrelaxedModelWarning,
+    relax,
+)
 from pyro_redge.kl import kl_divergence
 from redge_core import __version__
 
@@ -38,22 +47,26 @@ __all__ = [
     "UnrelaxedModelWarning",
     "Bernoulli",
     "Binomial",
+    "DisARM",
     "Estimator",
     "Geometric",
     "GumbelRao",
     "GumbelSoftmax",
     "IMLE",
+    "JitScoreFunction_ELBO",
     "KSubset",
     "LawMismatchWarning",
     "MarginalStraightThrough",
     "NegativeBinomial",
     "OneHotCategorical",
     "Poisson",
+    "RLOO",
     "ReDGE",
     "ReinMax",
     "RelaxReparam",
     "Relaxed",
     "ReparameterizedDiscrete",
+    "ScoreFunction_ELBO",
     "StraightThrough",
     "kl",
     "kl_divergence",

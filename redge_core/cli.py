@@ -127,6 +127,11 @@ def _run_demo(args):
         from pyro_redge.distributed import finish
 
         finish()
+        # Leave without the interpreter's teardown, where gloo's threads may still hold tensors
+        # whose release aborts the process (pytorch/pytorch#179291), after the results are out.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _check_data_parallel_launch(requested, launched_processes):

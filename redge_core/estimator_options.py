@@ -108,3 +108,37 @@ def check_subset_size(estimator_name, supports_subsets, k, n):
         raise ValueError(f"k = {k}: {no_subsets_message(estimator_name)}")
     if not 1 <= k <= n:
         raise ValueError(f"k must be an integer in [1, n] = [1, {n}], got {k!r}")
+
+
+def check_binary_categories(estimator_name, num_categories):
+    """A ``ValueError`` unless the site has two categories: DisARM is defined for binary sites."""
+    if num_categories != 2:
+        raise ValueError(
+            f"{estimator_name} is defined for binary sites (a Bernoulli, or a OneHotCategorical over 2 "
+            f"categories), got {num_categories} categories: use RLOO for a categorical or count site"
+        )
+
+
+def check_num_particles(num_particles, elbo_name):
+    """The particle count of a leave-one-out ELBO: an integer ≥ 2 (a baseline needs another particle)."""
+    if isinstance(num_particles, bool) or not isinstance(num_particles, numbers.Integral) or num_particles < 2:
+        raise ValueError(
+            f"num_particles of {elbo_name} must be an integer >= 2 (each particle's baseline is the mean "
+            f"of the others'), got {num_particles!r}"
+        )
+
+
+def check_antithetic_particles(num_particles, batch_shape):
+    """DisARM pairs particle ``i`` with ``i + num_particles / 2`` along the leftmost batch axis: an even
+    ``num_particles`` and a batch whose leftmost axis has that size, or a ``ValueError``."""
+    if num_particles % 2:
+        raise ValueError(
+            f"DisARM draws the particles in antithetic pairs: num_particles of ScoreFunction_ELBO must be "
+            f"even, got {num_particles}"
+        )
+    if not batch_shape or batch_shape[0] != num_particles:
+        raise ValueError(
+            f"a DisARM site expects the {num_particles} particles on the leftmost batch axis, got batch shape "
+            f"{batch_shape}: give ScoreFunction_ELBO the model's max_plate_nesting, and keep the site's "
+            "batch dimensions inside plates"
+        )

@@ -164,9 +164,7 @@ class PyroBackend(Backend):
         pyro.set_rng_seed(seed)
         decay = 1.0 if final_learning_rate is None else (final_learning_rate / learning_rate) ** (1 / steps)
         optimizer = pyro.optim.ClippedAdam({"lr": learning_rate, "lrd": decay})
-        elbo_instance = getattr(infer, elbo)(
-            num_particles=num_particles, vectorize_particles=num_particles > 1, max_plate_nesting=2
-        )
+        elbo_instance = self.elbo(elbo, num_particles)
         svi = infer.SVI(model, guide, optimizer, elbo_instance)
         store = pyro.get_param_store()
 
@@ -180,6 +178,23 @@ class PyroBackend(Backend):
                 break
         torch.set_grad_enabled(True)
         return current(), np.asarray(losses)
+
+    def elbo(self, name, num_particles=1):
+        """The ELBO class ``name`` of ours (``ScoreFunction_ELBO``, ``JitScoreFunction_ELBO``) or of
+        Pyro's ``infer``, with ``num_particles`` vectorized particles and two plates at most."""
+        from pyro import infer
+
+        cls = getattr(self.lib.infer, name, None) or getattr(infer, name)
+        return cls(num_particles=num_particles, vectorize_particles=num_particles > 1, max_plate_nesting=2)
+
+    def elbo_gradient(self, elbo, model, guide, args=(), seed=0):
+        """The gradient of the ELBO (not the loss) that ``elbo`` estimates at the guide's initial
+        parameters, ``{name: NumPy array}``, from one call with seed ``seed``."""
+        self.ppl.clear_param_store()
+        self.ppl.set_rng_seed(seed)
+        elbo.loss_and_grads(model, guide, *args)
+        store = self.ppl.get_param_store()
+        return {name: -self.numpy(store[name].unconstrained().grad) for name in store.keys()}
 
     def clear_params(self):
         self.ppl.clear_param_store()
@@ -347,7 +362,7 @@ class NumPyroBackend(Backend):
             schedule = learning_rate
         else:
             schedule = optax.exponential_decay(learning_rate, steps, final_learning_rate / learning_rate)
-        svi = infer.SVI(model, guide, optax.adam(schedule), getattr(infer, elbo)(num_particles=num_particles))
+        svi = infer.SVI(model, guide, optax.adam(schedule), self.elbo(elbo, num_particles))
 
         def constrained(state):
             return {name: np.asarray(value) for name, value in svi.get_params(state).items()}
@@ -364,6 +379,24 @@ class NumPyroBackend(Backend):
             if step % check_every == 0 and until(constrained(state)):
                 break
         return constrained(state), np.asarray(losses)
+
+    def elbo(self, name, num_particles=1):
+        """The ELBO class ``name`` of ours (``ScoreFunction_ELBO``) or of NumPyro's ``infer``."""
+        from numpyro import infer
+
+        cls = getattr(self.lib.infer, name, None) or getattr(infer, name)
+        return cls(num_particles=num_particles)
+
+    def elbo_gradient(self, elbo, model, guide, args=(), seed=0):
+        """The gradient of the ELBO (not the loss) that ``elbo`` estimates at the guide's initial
+        parameters (unconstrained ones only), ``{name: NumPy array}``, compiled, with key ``seed``."""
+        from numpyro import handlers
+
+        jax = self.jax
+        guide_trace = handlers.trace(handlers.seed(guide, 0)).get_trace(*args)
+        params = {name: site["value"] for name, site in guide_trace.items() if site["type"] == "param"}
+        gradient = jax.jit(jax.grad(lambda p, key: -elbo.loss(key, p, model, guide, *args)))
+        return {name: np.asarray(value) for name, value in gradient(params, jax.random.PRNGKey(seed)).items()}
 
     def clear_params(self):
         pass

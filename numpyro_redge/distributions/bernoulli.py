@@ -9,6 +9,8 @@ from numpyro_redge.distributions.util import (
     check_parameters,
     check_value,
     derived_property,
+    estimator_is_pathwise,
+    estimator_support,
     mask_outside_support,
     probs_or_logits,
     reparameterized_boolean,
@@ -38,7 +40,12 @@ class Bernoulli(Distribution):
     reparametrized_params = ["probs", "logits"]
     pytree_data_fields = ("probs", "logits")
     pytree_aux_fields = ("estimator", "_parameterized_by_logits")
-    support = reparameterized_boolean
+    has_rsample = estimator_is_pathwise
+
+    @property
+    def support(self):
+        return estimator_support(self, reparameterized_boolean)
+
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, *, validate_args=None):

@@ -10,6 +10,8 @@ from numpyro_redge.distributions.util import (
     check_parameters,
     check_value,
     derived_property,
+    estimator_is_pathwise,
+    estimator_support,
     mask_outside_support,
     maskable_real_vector,
     probs_or_logits,
@@ -108,7 +110,12 @@ class OneHotCategorical(CategoricalParameters):
     # A -inf logit masks a category (probability exactly zero), as in Pyro.
     arg_constraints = {"probs": simplex, "logits": maskable_real_vector}
     pytree_aux_fields = ("estimator",)
-    support = reparameterized_one_hot
+    has_rsample = estimator_is_pathwise
+
+    @property
+    def support(self):
+        return estimator_support(self, reparameterized_one_hot)
+
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, *, validate_args=None):

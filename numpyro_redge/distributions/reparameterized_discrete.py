@@ -12,7 +12,13 @@ from numpyro.util import not_jax_tracer
 
 from numpyro_redge._math import categorical_kl
 from numpyro_redge.distributions.registry import register
-from numpyro_redge.distributions.util import check_estimator, check_value, mask_outside_support
+from numpyro_redge.distributions.util import (
+    check_estimator,
+    check_value,
+    estimator_is_pathwise,
+    estimator_support,
+    mask_outside_support,
+)
 from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
 
@@ -310,11 +316,9 @@ class ReparameterizedDiscrete(Distribution):
 
     @property
     def support(self):
-        return _ReparameterizedInteger(self.base.support)
+        return estimator_support(self, _ReparameterizedInteger(self.base.support))
 
-    @property
-    def has_rsample(self):
-        return True
+    has_rsample = estimator_is_pathwise
 
     def expand(self, batch_shape):
         """The same class over the expanded base, keeping the estimator and the truncation point."""

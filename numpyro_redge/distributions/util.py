@@ -1,3 +1,5 @@
+import copy
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,7 @@ def check_estimator(estimator, distribution_name):
         raise ValueError(
             f"estimator of {distribution_name} must be an instance of "
             f"numpyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, GumbelRao, ReinMax, ReDGE, "
-            "IMLE, AIMLE, MarginalStraightThrough), "
+            "IMLE, AIMLE, MarginalStraightThrough, RLOO, DisARM), "
             f"got {estimator!r}"
         )
     if not estimator.one_sample_per_call:
@@ -24,6 +26,26 @@ def check_estimator(estimator, distribution_name):
             "(or the estimator's functional form)"
         )
     return estimator
+
+
+@property
+def estimator_is_pathwise(distribution):
+    """``has_rsample`` of our distributions: ``True`` for a pathwise estimator, ``False`` for a
+    score-function one (:class:`~numpyro_redge.estimators.RLOO`, :class:`~numpyro_redge.estimators.DisARM`),
+    whose gradient the ELBO forms from the score (NumPyro's ``rsample`` then raises, and its ELBOs
+    read ``has_rsample``)."""
+    return distribution.estimator.pathwise
+
+
+def estimator_support(distribution, constraint):
+    """``constraint`` (not ``is_discrete``: the site has a pathwise gradient), or, for a
+    score-function estimator, a copy that is ``is_discrete``: NumPyro's SVI then warns that an ELBO
+    without score terms (``Trace_ELBO``) cannot fit the site, which is true."""
+    if distribution.estimator.pathwise:
+        return constraint
+    discrete = copy.copy(constraint)
+    discrete.is_discrete = True
+    return discrete
 
 
 def check_value(distribution, value):

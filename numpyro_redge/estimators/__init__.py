@@ -6,6 +6,7 @@ from numpyro_redge.estimators.imle import IMLE
 from numpyro_redge.estimators.marginal_straight_through import MarginalStraightThrough
 from numpyro_redge.estimators.redge import ReDGE
 from numpyro_redge.estimators.reinmax import ReinMax
+from numpyro_redge.estimators.score_function import RLOO, DisARM
 from numpyro_redge.estimators.straight_through import StraightThrough
 from redge_core.estimator_options import DEFAULT_ESTIMATOR as _DEFAULT_ESTIMATOR_SPEC
 
@@ -13,11 +14,13 @@ __all__ = [
     "AIMLE",
     "AIMLEState",
     "DEFAULT_ESTIMATOR",
+    "DisARM",
     "Estimator",
     "GumbelRao",
     "GumbelSoftmax",
     "IMLE",
     "MarginalStraightThrough",
+    "RLOO",
     "ReDGE",
     "ReinMax",
     "StraightThrough",

@@ -8,8 +8,8 @@ from torch.distributions import constraints
 
 from pyro_redge._math import expected_log_prob, log_elementary_symmetric, subset_from_uniform, top_k_one_hot
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.util import check_estimator
-from pyro_redge.estimators import AIMLE, MarginalStraightThrough
+from pyro_redge.distributions.util import check_estimator, check_pathwise, estimator_is_pathwise
+from pyro_redge.estimators import AIMLE, RLOO, MarginalStraightThrough
 
 #: The estimator of a ``KSubset`` built without one: exact in law (its forward pass is an exact draw),
 #: so that ``sample()`` follows ``log_prob``. Estimators are immutable, so one instance is shared by
@@ -29,7 +29,7 @@ _warned_law_mismatch = set()
 def warn_law_mismatch(estimator, distribution_name):
     """Warn once per estimator (a :class:`LawMismatchWarning`) that a perturb-and-MAP estimator does
     not draw from the exponential family that ``log_prob`` scores."""
-    if isinstance(estimator, MarginalStraightThrough) or estimator in _warned_law_mismatch:
+    if isinstance(estimator, (MarginalStraightThrough, RLOO)) or estimator in _warned_law_mismatch:
         return
     _warned_law_mismatch.add(estimator)
     warnings.warn(
@@ -85,7 +85,8 @@ class KSubset(TorchDistribution):
     is exact, :attr:`marginals` (:math:`\mathbb{E}[z] = \nabla_\theta \log e_k`) are exact, and
     :meth:`sample_exact` draws exactly, walking back the O(n·k) log-space recursion's table.
     ``rsample()`` (and ``sample()``, its detached value) draws through the estimator: for
-    :class:`~pyro_redge.estimators.MarginalStraightThrough` (the default) that is an exact draw; for
+    :class:`~pyro_redge.estimators.MarginalStraightThrough` (the default) and for the score-function
+    :class:`~pyro_redge.estimators.RLOO` that is an exact draw; for
     :class:`~pyro_redge.estimators.IMLE` and :class:`~pyro_redge.estimators.AIMLE` it is
     perturb-and-MAP (top-k of perturbed logits), whose law is *not* this distribution (total
     variation about 0.04 with Gumbel noise, 0.2 with Sum-of-Gamma noise, at n = 6, k = 2):
@@ -119,7 +120,7 @@ class KSubset(TorchDistribution):
     """
 
     arg_constraints = {"logits": _MaskableLogits()}
-    has_rsample = True
+    has_rsample = estimator_is_pathwise
     has_enumerate_support = True
 
     def __init__(self, logits, k, estimator=None, beta=None, validate_args=None):
@@ -188,6 +189,10 @@ class KSubset(TorchDistribution):
         return self.log_normalizer - (self.marginals * self.logits).sum(-1)
 
     def rsample(self, sample_shape=torch.Size()):
+        check_pathwise(self)
+        return self._draw(sample_shape)
+
+    def _draw(self, sample_shape):
         logits = self.logits.expand(self._extended_shape(sample_shape))
         if self.beta is None:
             return self.estimator(logits, k=self.k)
@@ -195,7 +200,7 @@ class KSubset(TorchDistribution):
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
-            return self.rsample(sample_shape)
+            return self._draw(sample_shape)
 
     def sample_exact(self, sample_shape=torch.Size()):
         """Exact draws of this distribution (no gradient), from the recursion's table."""

@@ -6,8 +6,10 @@ from pyro_redge._math import categorical_kl, expected_log_prob, safe_log
 from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.util import (
     check_estimator,
+    check_pathwise,
     check_real_logits,
     check_simplex,
+    estimator_is_pathwise,
     probs_or_logits,
     validation_enabled,
 )
@@ -20,7 +22,10 @@ class OneHotCategorical(host.OneHotCategorical):
     ``sample()`` and ``rsample()`` both return *hard* one-hot vectors (bitwise 0 and 1); the
     gradient of ``rsample()`` with respect to ``probs``/``logits`` is the estimator's surrogate,
     so :class:`~pyro.infer.Trace_ELBO` optimizes a guide of this class by pathwise gradients
-    (``has_rsample = True``: no score-function term is added). ``log_prob`` is the exact pmf,
+    (``has_rsample`` is ``True`` for a pathwise estimator: no score-function term is added; with
+    :class:`~pyro_redge.estimators.RLOO` or :class:`~pyro_redge.estimators.DisARM` it is ``False``
+    and :class:`~pyro_redge.infer.ScoreFunction_ELBO` forms the gradient). ``log_prob`` is the
+    exact pmf,
 
     .. math:: \log p(z) = \sum_k z_k \log \pi_k ,
 
@@ -36,7 +41,7 @@ class OneHotCategorical(host.OneHotCategorical):
     """
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
-    has_rsample = True
+    has_rsample = estimator_is_pathwise
 
     def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, validate_args=None):
         if (probs is None) == (logits is None):
@@ -77,12 +82,16 @@ class OneHotCategorical(host.OneHotCategorical):
         return safe_log(self.probs)
 
     def rsample(self, sample_shape=torch.Size()):
+        check_pathwise(self)
+        return self._draw(sample_shape)
+
+    def _draw(self, sample_shape):
         shape = self._extended_shape(sample_shape)
         return self.estimator(self._log_probs.expand(shape))
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
-            return self.rsample(sample_shape)
+            return self._draw(sample_shape)
 
     def log_prob(self, value):
         if self._validate_args:

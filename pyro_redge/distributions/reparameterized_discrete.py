@@ -9,7 +9,7 @@ from torch.distributions import constraints
 
 from pyro_redge._math import categorical_kl
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.util import check_estimator
+from pyro_redge.distributions.util import check_estimator, check_pathwise, estimator_is_pathwise
 from pyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
 
@@ -210,7 +210,7 @@ class ReparameterizedDiscrete(TorchDistribution):
     """
 
     arg_constraints = {}
-    has_rsample = True
+    has_rsample = estimator_is_pathwise
     #: ``log_prob(base, value)``: the base's log-pmf, without validation.
     _log_prob_of = staticmethod(_unvalidated_log_prob)
 
@@ -347,6 +347,10 @@ class ReparameterizedDiscrete(TorchDistribution):
         return torch.as_tensor(np.array(mass), dtype=_parameter_dtype(self.base), device=device)
 
     def rsample(self, sample_shape=torch.Size()):
+        check_pathwise(self)
+        return self._draw(sample_shape)
+
+    def _draw(self, sample_shape):
         _, _, value_dtype = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
         shape = self._extended_shape(sample_shape) + values.shape
@@ -357,7 +361,7 @@ class ReparameterizedDiscrete(TorchDistribution):
 
     def sample(self, sample_shape=torch.Size()):
         with torch.no_grad():
-            return self.rsample(sample_shape)
+            return self._draw(sample_shape)
 
     def log_prob(self, value):
         if self._validate_args:

@@ -9,7 +9,7 @@ def check_estimator(estimator, distribution_name):
         raise ValueError(
             f"estimator of {distribution_name} must be an instance of "
             f"pyro_redge.estimators.Estimator (StraightThrough, GumbelSoftmax, GumbelRao, ReinMax, ReDGE, "
-            "IMLE, AIMLE, MarginalStraightThrough), "
+            "IMLE, AIMLE, MarginalStraightThrough, RLOO, DisARM), "
             f"got {estimator!r}"
         )
     if not estimator.one_sample_per_call:
@@ -19,6 +19,24 @@ def check_estimator(estimator, distribution_name):
             "(or the estimator's functional form)"
         )
     return estimator
+
+
+@property
+def estimator_is_pathwise(distribution):
+    """``has_rsample`` of our distributions: ``True`` for a pathwise estimator, ``False`` for a
+    score-function one (:class:`~pyro_redge.estimators.RLOO`, :class:`~pyro_redge.estimators.DisARM`),
+    whose gradient the ELBO forms from the score (Pyro reads ``has_rsample`` for that)."""
+    return distribution.estimator.pathwise
+
+
+def check_pathwise(distribution):
+    """``rsample`` of a distribution whose estimator has no pathwise gradient: a ``NotImplementedError``,
+    as torch's non-reparameterizable distributions raise, rather than a sample without a gradient."""
+    if not distribution.estimator.pathwise:
+        raise NotImplementedError(
+            f"{type(distribution).__name__} with {distribution.estimator!r} has no rsample: a score-function "
+            "estimator's gradient comes from the ELBO (pyro_redge.infer.ScoreFunction_ELBO); use sample()"
+        )
 
 
 def validation_enabled(validate_args):

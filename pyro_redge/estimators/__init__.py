@@ -6,6 +6,7 @@ from pyro_redge.estimators.imle import IMLE
 from pyro_redge.estimators.marginal_straight_through import MarginalStraightThrough
 from pyro_redge.estimators.redge import ReDGE
 from pyro_redge.estimators.reinmax import ReinMax
+from pyro_redge.estimators.score_function import RLOO, DisARM
 from pyro_redge.estimators.straight_through import StraightThrough
 from redge_core.estimator_options import DEFAULT_ESTIMATOR as _DEFAULT_ESTIMATOR_SPEC
 
@@ -13,11 +14,13 @@ __all__ = [
     "AIMLE",
     "AIMLEState",
     "DEFAULT_ESTIMATOR",
+    "DisARM",
     "Estimator",
     "GumbelRao",
     "GumbelSoftmax",
     "IMLE",
     "MarginalStraightThrough",
+    "RLOO",
     "ReDGE",
     "ReinMax",
     "StraightThrough",

@@ -41,6 +41,9 @@ class Estimator:
     supports_subsets = False
     #: Whether a call returns one sample per logits row (a distribution needs that).
     one_sample_per_call = True
+    #: Whether the sample carries a pathwise (surrogate) gradient; ``False`` for the score-function
+    #: estimators (:class:`RLOO`, :class:`DisARM`), whose distributions are not reparameterized.
+    pathwise = True
 
     def __call__(self, logits, k=1):
         """A hard sample of ``logits`` (one-hot for ``k = 1``, k-hot otherwise) with the surrogate

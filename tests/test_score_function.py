@@ -1,0 +1,200 @@
+"""The unbiased multi-sample estimators (RLOO, DisARM) through ScoreFunction_ELBO, in both hosts:
+their gradient's expectation against exact enumeration, their variance against the estimators they
+improve on, SVI to the exact posterior, and the errors a user meets."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import expit, log_softmax, logsumexp
+
+PRIOR = np.array([0.5, 0.3, 0.2])
+WEIGHTS = np.array([-1.0, 0.5, 2.0])
+DATA = np.array([1.5, -0.5])
+GLOBAL_LOGITS = np.array([0.2, -0.3, 0.1])
+LOCAL_LOGITS = np.array([0.4, -0.7])
+#: Independent copies of the problem in one call: each copy's parameters get their own estimate.
+REPLICAS = 2000
+
+
+def exact_elbo_gradient():
+    """The ELBO's gradient in (global logits, local log-odds) by enumerating the 3 × 2² latent
+    configurations, by central differences of the exact ELBO (float64, step 1e-6)."""
+
+    def elbo(parameters):
+        global_log_q = log_softmax(parameters[:3])
+        local = parameters[3:]
+        total = 0.0
+        for k, bits in itertools.product(range(3), itertools.product([0.0, 1.0], repeat=2)):
+            bits = np.array(bits)
+            log_q = global_log_q[k] + np.sum(bits * -np.logaddexp(0, -local) + (1 - bits) * -np.logaddexp(0, local))
+            p_one = expit(WEIGHTS[k])
+            log_p = (
+                np.log(PRIOR[k])
+                + np.sum(bits * np.log(p_one) + (1 - bits) * np.log1p(-p_one))
+                + np.sum(-0.5 * (DATA - (3 * bits - 1 + WEIGHTS[k])) ** 2 - 0.5 * np.log(2 * np.pi))
+            )
+            total += np.exp(log_q) * (log_p - log_q)
+        return total
+
+    point = np.concatenate([GLOBAL_LOGITS, LOCAL_LOGITS])
+    step = 1e-6
+    return np.array([(elbo(point + step * e) - elbo(point - step * e)) / (2 * step) for e in np.eye(5)])
+
+
+def replicated_problem(backend, global_estimator, local_estimator, host_local_site=False, replicas=REPLICAS):
+    """``replicas`` independent copies of: a global categorical ``z0`` (3 classes), two local bits
+    ``z_n | z0 ~ Bernoulli(σ(w[z0]))`` in a data plate, ``x_n ~ N(3 z_n − 1 + w[z0], 1)`` observed;
+    a mean-field guide with its own parameters per copy."""
+    ppl, lib, dist = backend.ppl, backend.lib, backend.dist
+    prior, weights = backend.array(PRIOR), backend.array(WEIGHTS)
+
+    def model(data):
+        with ppl.plate("replicas", replicas, dim=-2):
+            z0 = ppl.sample("z0", lib.OneHotCategorical(probs=prior, estimator=lib.RLOO()))
+            shift = (z0 * weights).sum(-1)
+            with ppl.plate("data", 2, dim=-1):
+                z = ppl.sample("z", dist.Bernoulli(logits=shift))
+                ppl.sample("x", dist.Normal(3 * z - 1 + shift, 1.0), obs=data)
+
+    def guide(data):
+        global_logits = ppl.param("global_logits", backend.array(np.broadcast_to(GLOBAL_LOGITS, (replicas, 1, 3))))
+        local_logits = ppl.param("local_logits", backend.array(np.broadcast_to(LOCAL_LOGITS, (replicas, 2))))
+        with ppl.plate("replicas", replicas, dim=-2):
+            ppl.sample("z0", lib.OneHotCategorical(logits=global_logits, estimator=global_estimator))
+            with ppl.plate("data", 2, dim=-1):
+                local = (
+                    dist.Bernoulli(logits=local_logits)
+                    if host_local_site
+                    else lib.Bernoulli(logits=local_logits, estimator=local_estimator)
+                )
+                ppl.sample("z", local)
+
+    return model, guide, (backend.array(DATA),)
+
+
+def replica_estimates(backend, elbo, problem, seed=0):
+    """One gradient estimate per replica, ``(replicas, 5)``."""
+    model, guide, args = problem
+    gradient = backend.elbo_gradient(elbo, model, guide, args, seed=seed)
+    replicas = len(gradient["local_logits"])
+    return np.concatenate(
+        [gradient["global_logits"].reshape(replicas, 3), gradient["local_logits"].reshape(replicas, 2)], axis=1
+    )
+
+
+CASES = {
+    "rloo": ("RLOO", "RLOO", False),
+    "rloo_with_disarm": ("RLOO", "DisARM", False),
+    "rloo_with_a_host_site": ("RLOO", None, True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_score_function_elbo_is_unbiased_against_enumeration(backend, case):
+    global_name, local_name, host_site = CASES[case]
+    lib = backend.lib
+    problem = replicated_problem(
+        backend, getattr(lib, global_name)(), getattr(lib, local_name)() if local_name else None, host_site
+    )
+    with backend.x64():
+        estimates = replica_estimates(backend, backend.elbo("ScoreFunction_ELBO", 4), problem)
+    mean, standard_error = estimates.mean(0), estimates.std(0) / np.sqrt(REPLICAS)
+    # 4.5 standard errors: a false alarm once in 1.5e5 per coordinate (normal tail; the mean of 2000
+    # independent estimates of bounded variance), 5 coordinates.
+    np.testing.assert_array_less(np.abs(mean - exact_elbo_gradient()), 4.5 * standard_error)
+
+
+def test_baselines_lower_the_variance(backend):
+    """RLOO's leave-one-out baseline against the host's TraceGraph_ELBO (no baseline) at the same 4
+    particles, and DisARM's 2 antithetic pairs against RLOO's 4 independent particles on the bits."""
+    lib = backend.lib
+    replicas = 8000
+    spread = {}
+    with backend.x64():
+        for name, elbo, local in [
+            ("no baseline", "TraceGraph_ELBO", lib.RLOO()),
+            ("rloo", "ScoreFunction_ELBO", lib.RLOO()),
+            ("disarm", "ScoreFunction_ELBO", lib.DisARM()),
+        ]:
+            problem = replicated_problem(backend, lib.RLOO(), local, replicas=replicas)
+            spread[name] = replica_estimates(backend, backend.elbo(elbo, 4), problem).std(0)
+    # Measured at 2000 replicas in both hosts: RLOO's standard deviation is 0.41-0.67 of no
+    # baseline's on the five coordinates, DisARM's 0.88-0.94 of RLOO's on the two bits. Each
+    # standard deviation from 8000 estimates is within ~0.8 %, a ratio of two within ~1.1 %.
+    np.testing.assert_array_less(spread["rloo"], 0.8 * spread["no baseline"])
+    np.testing.assert_array_less(spread["disarm"][3:], 0.97 * spread["rloo"][3:])
+
+
+def test_svi_with_rloo_reaches_the_exact_posterior(backend):
+    ppl, lib = backend.ppl, backend.lib
+    prior = np.array([0.4, 0.3, 0.2, 0.1])
+    log_likelihood = np.array([-2.0, 0.5, -0.3, 1.0])
+    exact = np.exp(np.log(prior) + log_likelihood - logsumexp(np.log(prior) + log_likelihood))
+
+    def model():
+        z = ppl.sample("z", lib.OneHotCategorical(probs=backend.array(prior), estimator=lib.RLOO()))
+        ppl.factor("likelihood", (z * backend.array(log_likelihood)).sum(-1))
+
+    def guide():
+        logits = ppl.param("logits", backend.array(np.zeros(4)))
+        ppl.sample("z", lib.OneHotCategorical(logits=logits, estimator=lib.RLOO()))
+
+    with backend.x64():
+        params, _ = backend.fit(model, guide, 600, 0.05, 0.001, elbo="ScoreFunction_ELBO", num_particles=8)
+    fitted = np.exp(log_softmax(params["logits"]))
+    # Unbiased gradients with a decaying step size: the guide reaches the exact posterior (the
+    # remaining error is the last steps' noise, about 0.01 here; a biased estimator stops further).
+    assert 0.5 * np.abs(fitted - exact).sum() < 0.03
+
+
+def test_score_function_sites_are_not_reparameterized_and_errors_name_the_argument(backend):
+    lib = backend.lib
+    logits = backend.array(np.zeros((3, 2)))
+    distribution = lib.OneHotCategorical(logits=logits, estimator=lib.RLOO())
+    assert not distribution.has_rsample
+    assert lib.OneHotCategorical(logits=logits).has_rsample
+    assert not lib.Poisson(backend.array([2.0]), estimator=lib.RLOO()).has_rsample
+    assert not lib.KSubset(backend.array(np.zeros((2, 5))), 2, estimator=lib.RLOO()).has_rsample
+    keys = backend.rng(0)
+    with pytest.raises(NotImplementedError):
+        backend.rsample(distribution, keys.next())
+    with pytest.raises(ValueError, match="num_particles"):
+        backend.elbo("ScoreFunction_ELBO", 1)
+    with pytest.raises(ValueError, match="binary sites"):
+        backend.call(lib.DisARM(), backend.array(np.zeros((2, 3))), keys.next())
+
+
+def test_disarm_refuses_odd_particles_and_log_odds_that_differ_within_a_pair(backend):
+    ppl, lib = backend.ppl, backend.lib
+
+    def model():
+        with ppl.plate("bits", 3, dim=-1):
+            ppl.sample("b", lib.Bernoulli(logits=backend.array(np.zeros(3))))
+
+    def guide():
+        logits = ppl.param("logits", backend.array(np.zeros(3)))
+        with ppl.plate("bits", 3, dim=-1):
+            ppl.sample("b", lib.Bernoulli(logits=logits, estimator=lib.DisARM()))
+
+    def coupled_guide():
+        # the bits' log-odds depend on another latent draw, which differs within a pair
+        logits = ppl.param("logits", backend.array(np.zeros(3)))
+        shift = ppl.sample("shift", backend.dist.Normal(backend.array(0.0), 1.0))
+        with ppl.plate("bits", 3, dim=-1):
+            ppl.sample("b", lib.Bernoulli(logits=logits + shift, estimator=lib.DisARM()))
+
+    def coupled_model():
+        ppl.sample("shift", backend.dist.Normal(backend.array(0.0), 1.0))
+        model()
+
+    with pytest.raises(ValueError, match="even"):
+        backend.elbo_gradient(backend.elbo("ScoreFunction_ELBO", 3), model, guide)
+    # Checked where the values are known (Pyro under validation): a clear error; under JAX's
+    # transformations (NumPyro's gradient is compiled): NaN, never a plausible wrong gradient.
+    try:
+        gradient = backend.elbo_gradient(backend.elbo("ScoreFunction_ELBO", 4), coupled_model, coupled_guide)
+    except ValueError as error:
+        assert "antithetic pair" in str(error)
+    else:
+        assert backend.name == "numpyro" and np.isnan(gradient["logits"]).all()
