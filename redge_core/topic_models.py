@@ -38,13 +38,21 @@ def check_arguments(estimator, estimator_class, **sizes):
         check_positive_integer(name, value)
 
 
+#: The particles of ``ScoreFunction_ELBO`` that fit a topic model whose estimator is a
+#: score-function one (``RLOO``, ``DisARM``) when ``fit`` is not told otherwise: 4, the setting of
+#: the estimators issue's RLOO (4 model evaluations per step).
+SCORE_FUNCTION_PARTICLES = 4
+
+
 def describe(model_name, estimator, baseline):
-    """``(inference, label)`` of a topic model: ``"pathwise"`` with one of our estimators, else
-    ``baseline`` (a key of :data:`BASELINES`); the label names the model and what fits it, e.g.
-    ``"LDA[ReinMax]"`` or ``"LDA[TraceEnum_ELBO]"``."""
+    """``(inference, label)`` of a topic model: ``"pathwise"`` with one of our pathwise estimators,
+    ``"score_function"`` with a score-function one (``RLOO``, ``DisARM``: fitted by
+    ``ScoreFunction_ELBO``), else ``baseline`` (a key of :data:`BASELINES`); the label names the
+    model and what fits it, e.g. ``"LDA[ReinMax]"``, ``"codes[RLOO]"`` or ``"LDA[TraceEnum_ELBO]"``."""
     if estimator is None:
         return baseline, f"{model_name}[{BASELINES[baseline]}]"
-    return "pathwise", f"{model_name}[{type(estimator).__name__}]"
+    inference = "pathwise" if estimator.pathwise else "score_function"
+    return inference, f"{model_name}[{type(estimator).__name__}]"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -187,6 +187,12 @@ class PyroBackend(Backend):
         cls = getattr(self.lib.infer, name, None) or getattr(infer, name)
         return cls(num_particles=num_particles, vectorize_particles=num_particles > 1, max_plate_nesting=2)
 
+    def scale(self, factor):
+        """The host's scale handler (``poutine.scale``): log-densities inside count ``factor`` times."""
+        from pyro import poutine
+
+        return poutine.scale(scale=factor)
+
     def elbo_gradient(self, elbo, model, guide, args=(), seed=0):
         """The gradient of the ELBO (not the loss) that ``elbo`` estimates at the guide's initial
         parameters, ``{name: NumPy array}``, from one call with seed ``seed``."""
@@ -386,6 +392,11 @@ class NumPyroBackend(Backend):
 
         cls = getattr(self.lib.infer, name, None) or getattr(infer, name)
         return cls(num_particles=num_particles)
+
+    def scale(self, factor):
+        from numpyro import handlers
+
+        return handlers.scale(scale=factor)
 
     def elbo_gradient(self, elbo, model, guide, args=(), seed=0):
         """The gradient of the ELBO (not the loss) that ``elbo`` estimates at the guide's initial

@@ -50,6 +50,29 @@ def masked_logits(draw, categories=(2, 5), min_allowed=1):
     return np.where(mask, -np.inf, logits), mask, cotangent, dtype
 
 
+def sample_and_gradient(backend, estimator, logits, cotangent, dtype, k=1):
+    """A sample of ``logits`` and the gradient of ``<sample, cotangent>`` for the same noise,
+    compiled as one program in JAX: eager JAX compiles every operation anew for each example's
+    shape and dtype (hundreds of small compilations per test), whereas the properties hold on both
+    paths and SVI compiles. Sum-of-Gamma noise stays eager: JAX's gamma sampler (a rejection loop)
+    takes tens of seconds to compile inside a larger program, and only once per process alone."""
+
+    def compute(x, cotangent, key):
+        sample = backend.call(estimator, x, key, k=k)
+        grad = backend.gradient(lambda y: (backend.call(estimator, y, key, k=k) * cotangent).sum())(x)
+        return sample, grad
+
+    return compiled(backend, compute, estimator)(
+        backend.array(logits, dtype), backend.array(cotangent, dtype), backend.rng(0).next()
+    )
+
+
+def compiled(backend, function, estimator):
+    """``function`` compiled whole in JAX (see :func:`sample_and_gradient`), eager with Sum-of-Gamma
+    noise; PyTorch runs it as is."""
+    return function if getattr(estimator, "noise", None) == "sum_of_gamma" else backend.jit(function)
+
+
 def assert_hard(backend, sample, logits, mask, dtype, k=1):
     assert backend.dtype_name(sample) == dtype
     values = backend.numpy(sample).astype(np.float64)
@@ -67,13 +90,9 @@ def test_estimator_samples_are_hard_and_gradients_vanish_on_masked_categories(ba
     @given(masked_logits())
     def check(example):
         logits, mask, cotangent, dtype = example
-        keys = backend.rng(0)
-        host_logits = backend.array(logits, dtype)
-        sample = backend.call(estimator, host_logits, keys.next())
+        sample, grad = sample_and_gradient(backend, estimator, logits, cotangent, dtype)
         assert_hard(backend, sample, logits, mask, dtype)
-        key, host_cotangent = keys.next(), backend.array(cotangent, dtype)
-        (grad,) = backend.grad(lambda x: (backend.call(estimator, x, key) * host_cotangent).sum(), host_logits)
-        grad = grad.astype(np.float64)
+        grad = backend.numpy(grad).astype(np.float64)
         assert np.all(np.isfinite(grad))
         assert np.all(grad[mask] == 0)
 
@@ -88,12 +107,9 @@ def test_subset_estimator_samples_are_k_hot_and_gradients_vanish_on_masked_items
     @given(masked_logits(categories=(5, 8), min_allowed=3), st.integers(1, 3))
     def check(example, k):
         logits, mask, cotangent, _ = example
-        keys = backend.rng(0)
-        host_logits = backend.array(logits)
-        sample = backend.call(estimator, host_logits, keys.next(), k=k)
+        sample, grad = sample_and_gradient(backend, estimator, logits, cotangent, "float64", k=k)
         assert_hard(backend, sample, logits, mask, "float64", k=k)
-        key, host_cotangent = keys.next(), backend.array(cotangent)
-        (grad,) = backend.grad(lambda x: (backend.call(estimator, x, key, k=k) * host_cotangent).sum(), host_logits)
+        grad = backend.numpy(grad)
         assert np.all(np.isfinite(grad))
         assert np.all(grad[mask] == 0)
 
@@ -105,10 +121,15 @@ def test_one_hot_categorical_log_prob_is_the_exact_pmf_and_finite_off_the_mask(b
     @given(masked_logits())
     def check(example):
         logits, mask, _, dtype = example
-        distribution = backend.lib.OneHotCategorical(logits=backend.array(logits, dtype))
-        value = backend.sample(distribution, backend.rng(0).next())
+
+        def sample_and_log_prob(x, key):
+            distribution = backend.lib.OneHotCategorical(logits=x)
+            value = backend.sample(distribution, key)
+            return value, distribution.log_prob(value)
+
+        value, log_prob = backend.jit(sample_and_log_prob)(backend.array(logits, dtype), backend.rng(0).next())
         assert_hard(backend, value, logits, mask, dtype)
-        log_prob = backend.numpy(distribution.log_prob(value)).astype(np.float64)
+        log_prob = backend.numpy(log_prob).astype(np.float64)
         assert np.all(np.isfinite(log_prob))
         rounded = backend.numpy(backend.array(logits, dtype)).astype(np.float64)
         exact = rounded - np.logaddexp.reduce(rounded, axis=-1, keepdims=True)
@@ -123,10 +144,15 @@ def test_k_subset_log_prob_is_the_exact_pmf_and_finite_off_the_mask(backend):
     @given(masked_logits(categories=(4, 6), min_allowed=2), st.integers(1, 2))
     def check(example, k):
         logits, mask, _, _ = example
-        distribution = backend.lib.KSubset(backend.array(logits), k, estimator=backend.lib.MarginalStraightThrough())
-        value = backend.sample(distribution, backend.rng(0).next())
+
+        def sample_and_log_prob(x, key):
+            distribution = backend.lib.KSubset(x, k, estimator=backend.lib.MarginalStraightThrough())
+            value = backend.sample(distribution, key)
+            return value, distribution.log_prob(value)
+
+        value, log_prob = backend.jit(sample_and_log_prob)(backend.array(logits), backend.rng(0).next())
         assert_hard(backend, value, logits, mask, "float64", k=k)
-        log_prob = backend.numpy(distribution.log_prob(value))
+        log_prob = backend.numpy(log_prob)
         assert np.all(np.isfinite(log_prob))
         chosen = backend.numpy(value).astype(bool)
         with np.errstate(invalid="ignore"):
@@ -149,16 +175,21 @@ def test_bernoulli_values_are_zero_or_one_and_log_prob_is_exact(backend):
     def check(example, estimator_id):
         logits, _, _, dtype = example
         logits = np.where(np.isinf(logits), 0.0, logits)[..., 0]
-        distribution = backend.lib.Bernoulli(
-            logits=backend.array(logits, dtype), estimator=make_estimator(backend, estimator_id)
-        )
-        value = backend.rsample(distribution, backend.rng(0).next())
+        estimator = make_estimator(backend, estimator_id)
+
+        def sample_and_log_prob(x, key):
+            distribution = backend.lib.Bernoulli(logits=x, estimator=estimator)
+            value = backend.rsample(distribution, key)
+            return value, distribution.log_prob(value)
+
+        run = compiled(backend, sample_and_log_prob, estimator)
+        value, log_prob = run(backend.array(logits, dtype), backend.rng(0).next())
         assert backend.dtype_name(value) == dtype
         values = backend.numpy(value).astype(np.float64)
         assert values.shape == logits.shape and np.all((values == 0) | (values == 1))
         rounded = backend.numpy(backend.array(logits, dtype)).astype(np.float64)
         expected = -np.logaddexp(0.0, np.where(values == 1, -rounded, rounded))
-        log_prob = backend.numpy(distribution.log_prob(value)).astype(np.float64)
+        log_prob = backend.numpy(log_prob).astype(np.float64)
         assert np.all(np.abs(log_prob - expected) <= LOG_PROB_TOLERANCE[dtype] * (1 + np.abs(expected)))
 
     check()

@@ -115,7 +115,11 @@ class ScoreFunction_ELBO(ELBO):
                     check_antithetic_particles(num_particles, (num_particles,))
                     antithetic[name] = _disarm_terms(site, core, masks, cost)
                 else:
-                    leave_one_out[name] = (site["log_prob"], jnp.broadcast_to(cost, jnp.shape(site["log_prob"])))
+                    # The score of the site's own density, unscaled: the cost already carries the
+                    # site's scale (subsampling), which site["log_prob"] holds too (NumPyro's own
+                    # TraceGraph_ELBO multiplies both, so its score terms count the scale twice).
+                    score = site["fn"].log_prob(site["value"])
+                    leave_one_out[name] = (score, jnp.broadcast_to(cost, jnp.shape(score)))
             return elbo, leave_one_out, antithetic
 
         elbos, leave_one_out, antithetic = self.vectorize_particles_fn(particle, particles)
@@ -149,7 +153,7 @@ def _core(fn):
 
 def _disarm_terms(site, core, masks, cost):
     """Per particle: the log-odds, the sampled bits, the cost on the core's batch, and the factor
-    (scale and masks) DisARM's weight carries."""
+    (the masks) DisARM's weight carries."""
     log_probs = core._log_probs
     log_odds = log_probs[..., 1] - log_probs[..., 0]
     shape = jnp.shape(log_odds)
@@ -164,7 +168,8 @@ def _disarm_terms(site, core, masks, cost):
         value = jnp.asarray(value)
         return jnp.broadcast_to(value.reshape(jnp.shape(value) + (1,) * missing), shape)
 
-    factor = on_core_batch(1.0 if site["scale"] is None else site["scale"], inner)
+    # The cost carries the site's scale already; a masked entry has no score (as for RLOO).
+    factor = jnp.ones(shape)
     for mask, missing in masks:
         factor = factor * on_core_batch(mask, missing)
     return log_odds, jnp.broadcast_to(ones, shape), on_core_batch(cost, inner), factor

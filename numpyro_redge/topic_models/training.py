@@ -9,7 +9,8 @@ import optax
 from numpyro.infer import SVI, Trace_ELBO, TraceGraph_ELBO
 
 from numpyro_redge import distributed
-from redge_core.topic_models import TOKEN_BUCKET, plan_batch, run_epochs
+from numpyro_redge.infer.elbo import ScoreFunction_ELBO
+from redge_core.topic_models import SCORE_FUNCTION_PARTICLES, TOKEN_BUCKET, plan_batch, run_epochs
 
 
 @jax.tree_util.register_dataclass
@@ -52,13 +53,18 @@ class Batch:
 
 def elbo_for(topic_model, num_particles=1):
     """``TraceEnum_ELBO`` when the model enumerates, ``TraceGraph_ELBO`` (REINFORCE) when its
-    guide samples host distributions, ``Trace_ELBO`` (pathwise) with our estimators."""
+    guide samples host distributions, :class:`~numpyro_redge.infer.ScoreFunction_ELBO` with a
+    score-function estimator (``RLOO``, ``DisARM``; over
+    :data:`~redge_core.topic_models.SCORE_FUNCTION_PARTICLES` particles unless ``num_particles``
+    is more than 1), ``Trace_ELBO`` (pathwise) with our other estimators."""
     if topic_model.inference == "enumeration":
         from numpyro.infer import TraceEnum_ELBO  # needs funsor
 
         return TraceEnum_ELBO(num_particles=num_particles, max_plate_nesting=1)
     if topic_model.inference == "reinforce":
         return TraceGraph_ELBO(num_particles=num_particles)
+    if topic_model.inference == "score_function":
+        return ScoreFunction_ELBO(num_particles=num_particles if num_particles > 1 else SCORE_FUNCTION_PARTICLES)
     return Trace_ELBO(num_particles=num_particles)
 
 

@@ -172,7 +172,7 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
         * (ones != partner_ones)
         * torch.sigmoid(log_odds.detach().abs())
     )
-    weight = weight * on_core_batch(site["scale"], inner)
+    # The cost carries the site's scale already; a masked entry has no score (as Pyro's own).
     if site["mask"] is not None:
         weight = weight * on_core_batch(site["mask"], inner)
     for mask, missing in masks:

@@ -8,7 +8,8 @@ from pyro.infer.util import zero_grads
 from pyro.poutine.util import prune_subsample_sites
 
 from pyro_redge import distributed
-from redge_core.topic_models import plan_batch, run_epochs
+from pyro_redge.infer.elbo import ScoreFunction_ELBO
+from redge_core.topic_models import SCORE_FUNCTION_PARTICLES, plan_batch, run_epochs
 
 
 @dataclasses.dataclass
@@ -54,11 +55,17 @@ def encoder(vocabulary_size, hidden_size, output_size, seed=0):
 
 def elbo_for(topic_model, num_particles=1):
     """``TraceEnum_ELBO`` when the model enumerates, ``TraceGraph_ELBO`` (REINFORCE) when its
-    guide samples host distributions, ``Trace_ELBO`` (pathwise) with our estimators."""
+    guide samples host distributions, :class:`~pyro_redge.infer.ScoreFunction_ELBO` with a
+    score-function estimator (``RLOO``, ``DisARM``; over
+    :data:`~redge_core.topic_models.SCORE_FUNCTION_PARTICLES` particles unless ``num_particles``
+    is more than 1), ``Trace_ELBO`` (pathwise) with our other estimators."""
     if topic_model.inference == "enumeration":
         return TraceEnum_ELBO(num_particles=num_particles, max_plate_nesting=1)
     if topic_model.inference == "reinforce":
         return TraceGraph_ELBO(num_particles=num_particles, max_plate_nesting=1)
+    if topic_model.inference == "score_function":
+        particles = num_particles if num_particles > 1 else SCORE_FUNCTION_PARTICLES
+        return ScoreFunction_ELBO(num_particles=particles, max_plate_nesting=1)
     return Trace_ELBO(num_particles=num_particles, max_plate_nesting=1)
 
 
