@@ -200,3 +200,36 @@ def test_disarm_refuses_odd_particles_and_log_odds_that_differ_within_a_pair(bac
         assert "antithetic pair" in str(error)
     else:
         assert backend.name == "numpyro" and np.isnan(gradient["logits"]).all()
+
+
+def test_svi_with_subsampling_to_event_bits_and_a_reparameterized_site(backend):
+    """The mechanics users combine: a subsampled plate (every particle sees the same rows, so
+    DisARM's pairs share their log-odds), DisARM bits under ``to_event``, an RLOO categorical and a
+    reparameterized Normal in one guide."""
+    ppl, lib, dist = backend.ppl, backend.lib, backend.dist
+    data = np.random.default_rng(0).normal(size=(20, 3)) + np.array([1.0, 0.0, -1.0])
+
+    def model(x):
+        mu = ppl.sample("mu", dist.Normal(backend.array(np.zeros(3)), 1.0).to_event(1))
+        with ppl.plate("data", 20, subsample_size=8) as rows:
+            c = ppl.sample("c", lib.OneHotCategorical(logits=backend.array(np.zeros(4)), estimator=lib.RLOO()))
+            b = ppl.sample("b", lib.Bernoulli(logits=backend.array(np.zeros(3)), estimator=lib.DisARM()).to_event(1))
+            ppl.sample("x", dist.Normal(mu + b + c[..., :1], 1.0).to_event(1), obs=x[rows])
+
+    def guide(x):
+        location = ppl.param("location", backend.array(np.zeros(3)))
+        ppl.sample("mu", dist.Normal(location, 1.0).to_event(1))
+        weights = ppl.param("weights", backend.array(np.zeros((3, 3))))
+        code_logits = ppl.param("code_logits", backend.array(np.zeros((20, 4))))
+        with ppl.plate("data", 20, subsample_size=8) as rows:
+            ppl.sample("c", lib.OneHotCategorical(logits=code_logits[rows], estimator=lib.RLOO()))
+            ppl.sample("b", lib.Bernoulli(logits=x[rows] @ weights, estimator=lib.DisARM()).to_event(1))
+
+    with backend.x64():
+        params, losses = backend.fit(
+            model, guide, 150, 0.05, elbo="ScoreFunction_ELBO", num_particles=4, args=(backend.array(data),)
+        )
+    assert all(np.isfinite(value).all() for value in params.values())
+    # the loss falls (measured, mean of the first and of the last 20 steps: Pyro 136 -> 119, NumPyro
+    # 139 -> 112)
+    assert losses[-20:].mean() < losses[:20].mean() - 4

@@ -1,6 +1,7 @@
 """An ELBO whose score-function terms use the other particles: leave-one-out baselines (RLOO) and
 antithetic pairs (DisARM)."""
 
+import zlib
 from collections import defaultdict
 
 import jax
@@ -11,6 +12,7 @@ from numpyro.distributions import ExpandedDistribution, Independent, MaskedDistr
 from numpyro.handlers import seed
 from numpyro.infer.elbo import ELBO, MultiFrameTensor, get_nonreparam_deps
 from numpyro.infer.util import get_importance_trace
+from numpyro.primitives import Messenger
 from numpyro.util import _validate_model, check_model_guide_match, not_jax_tracer
 
 from numpyro_redge.distributions import Bernoulli
@@ -69,7 +71,7 @@ class ScoreFunction_ELBO(ELBO):
     def loss(self, rng_key, param_map, model, guide, *args, **kwargs):
         """The negative ELBO, averaged over the particles, whose gradient is the estimator above."""
         num_particles = self.num_particles
-        particle_key, pair_key = random.split(rng_key)
+        particle_key, pair_key, subsample_key = random.split(rng_key, 3)
         half = (num_particles + 1) // 2
         pair_keys = random.split(pair_key, half)
         particles = (
@@ -83,7 +85,11 @@ class ScoreFunction_ELBO(ELBO):
             model_seed, guide_seed = random.split(key)
             with antithetic_pair(pair, second):
                 model_trace, guide_trace = get_importance_trace(
-                    seed(model, model_seed), seed(guide, guide_seed), args, kwargs, param_map
+                    seed(_SharedSubsamples(model, subsample_key), model_seed),
+                    seed(_SharedSubsamples(guide, subsample_key), guide_seed),
+                    args,
+                    kwargs,
+                    param_map,
                 )
             check_model_guide_match(model_trace, guide_trace)
             _validate_model(model_trace, plate_warning="strict")
@@ -131,6 +137,20 @@ class ScoreFunction_ELBO(ELBO):
             surrogate = surrogate + _disarm_surrogate(name, *terms, num_particles)
         surrogate = surrogate / num_particles
         return -(jnp.mean(elbos) + surrogate - stop_gradient(surrogate))
+
+
+class _SharedSubsamples(Messenger):
+    """Every particle subsamples a plate with the same key (derived from the plate's name), as
+    Pyro's vectorized particles share one plate: the leave-one-out baselines then compare the same
+    data points, and DisARM's pairs see the same data, hence the same log-odds."""
+
+    def __init__(self, fn, key):
+        self.key = key
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "plate" and msg["value"] is None and msg["kwargs"].get("rng_key") is None:
+            msg["kwargs"]["rng_key"] = random.fold_in(self.key, zlib.crc32(msg["name"].encode()))
 
 
 def _core(fn):
