@@ -33,6 +33,9 @@ def summarise_fit(host_name, model_name, topic_model, history, train, words_show
         "coherence": float(redge_corpus.npmi_coherence(topics, train).mean()),
         "seconds_per_epoch": float(np.mean(history["seconds"])),
         "seconds": float(np.sum(history["seconds"])),
+        "steps": int(np.sum(history["steps"])),
+        "seconds_per_step": float(np.sum(history["seconds"]) / max(1, np.sum(history["steps"]))),
+        "whole_epochs": bool(history["whole_epochs"]),
         "perplexity_curve": [float(np.exp(-bound)) for bound in history["held_out_bound_per_token"]],
         "top_words": redge_corpus.top_words(topics, train.vocabulary, words_shown),
     }
@@ -46,12 +49,21 @@ def print_topic_results(results, topics_shown=8, file=None):
     def say(line=""):
         print(line, file=file)
 
+    # A fit stopped mid-epoch (--quick, smoke runs) has no time per epoch: its rows give the steps
+    # taken and the time per step instead, compilation included.
+    whole = all(row.get("whole_epochs", True) for row in results)
     say("\nheld-out perplexity (lower is better; an ELBO bound with the assignments marginalised")
     say("exactly for LDA, Monte Carlo over the codes), NPMI coherence of the top-10 words on the")
-    say("training corpus (higher is better), wall-clock per epoch:")
-    say(f"  {'host':8s} {'model fit':28s} {'perplexity':>10s} {'NPMI':>7s} {'s/epoch':>8s}")
+    if whole:
+        say("training corpus (higher is better), wall-clock per epoch:")
+        say(f"  {'host':8s} {'model fit':28s} {'perplexity':>10s} {'NPMI':>7s} {'s/epoch':>8s}")
+    else:
+        say("training corpus (higher is better), training steps (minibatches; the fits stop before an")
+        say("epoch ends) and wall-clock per step (the first step's compilation included):")
+        say(f"  {'host':8s} {'model fit':28s} {'perplexity':>10s} {'NPMI':>7s} {'steps':>6s} {'s/step':>7s}")
     for row in results:
-        numbers = f"{row['perplexity']:10.1f} {row['coherence']:7.3f} {row['seconds_per_epoch']:8.2f}"
+        numbers = f"{row['perplexity']:10.1f} {row['coherence']:7.3f} "
+        numbers += f"{row['seconds_per_epoch']:8.2f}" if whole else f"{row['steps']:6d} {row['seconds_per_step']:7.3f}"
         say(f"  {row['host']:8s} {row['fit']:28s} {numbers}")
     for host_name in dict.fromkeys(row["host"] for row in results):
         for model_name in dict.fromkeys(row["model"] for row in results):

@@ -152,8 +152,9 @@ def run_epochs(
     The losses stay where ``step`` leaves them: ``total_loss(losses) -> float`` (default: the sum
     of their floats) reads their sum once per epoch, so that a step never waits for the device.
 
-    Returns the history: per epoch, the training loss per token, the wall-clock seconds and the
-    held-out bound per token. ``max_steps`` stops early (smoke runs)."""
+    Returns the history: per epoch, the training loss per token, the wall-clock seconds, the
+    steps taken and the held-out bound per token; ``"whole_epochs"`` says whether every epoch
+    went through the whole corpus (``max_steps`` stops early, for smoke runs and ``--quick``)."""
     for name, value in [("epochs", epochs), ("batch_size", batch_size)] + (
         [("max_steps", max_steps)] if max_steps is not None else []
     ):
@@ -161,7 +162,8 @@ def run_epochs(
     if not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     shuffler = np.random.default_rng(seed)
-    history = {"epoch": [], "loss_per_token": [], "seconds": [], "held_out_bound_per_token": []}
+    history = {"epoch": [], "loss_per_token": [], "seconds": [], "steps": [], "held_out_bound_per_token": []}
+    history["whole_epochs"] = True
     steps = 0
     bar = tqdm(range(epochs), desc=topic_model.label, disable=not progress, leave=False)
     for epoch in bar:
@@ -174,12 +176,14 @@ def run_epochs(
             tokens += step_tokens
             steps += 1
             if max_steps is not None and steps >= max_steps:
+                history["whole_epochs"] = history["whole_epochs"] and first + batch_size >= len(order)
                 break
         loss = total_loss(losses) if total_loss is not None else sum(float(value) for value in losses)
         if end_of_epoch is not None:
             end_of_epoch()
         history["epoch"].append(epoch + 1)
         history["seconds"].append(time.perf_counter() - start)
+        history["steps"].append(len(losses))
         history["loss_per_token"].append(loss / tokens)
         if held_out is not None:
             history["held_out_bound_per_token"].append(topic_model.held_out_bound_per_token(held_out))

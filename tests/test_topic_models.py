@@ -208,6 +208,7 @@ def test_epoch_loop_visits_every_document_once_per_epoch_and_stops_at_max_steps(
     seen.clear()
     history = run_epochs(Model(), corpus, step, epochs=5, batch_size=4, progress=False, max_steps=4)
     assert len(seen) == 4 and history["epoch"] == [1, 2] and history["held_out_bound_per_token"] == []
+    assert history["steps"] == [3, 1] and not history["whole_epochs"]
 
 
 def _rows():
@@ -220,6 +221,9 @@ def _rows():
             "coherence": 0.1,
             "seconds_per_epoch": 0.5,
             "seconds": 1.0,
+            "steps": 4,
+            "seconds_per_step": 0.25,
+            "whole_epochs": True,
             "perplexity_curve": [2 * perplexity, perplexity],
             "top_words": [[f"{fit}-{k}-{w}" for w in range(8)] for k in range(3)],
         }
@@ -231,6 +235,16 @@ def _rows():
             ("codes", "codes[TraceGraph_ELBO]", float("nan")),
         ]
     ]
+
+
+def test_report_labels_its_time_column_truthfully(capsys):
+    rows = _rows()
+    reporting.print_topic_results(rows, topics_shown=1)
+    assert "s/epoch" in capsys.readouterr().out
+    rows[0].update(whole_epochs=False, steps=12, seconds_per_step=0.25)
+    reporting.print_topic_results(rows, topics_shown=1)
+    out = capsys.readouterr().out
+    assert "s/epoch" not in out and "s/step" in out and "0.250" in out
 
 
 def test_report_prints_each_row_and_the_top_words_of_the_best_fit_per_host_and_model(capsys):
