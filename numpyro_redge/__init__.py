@@ -29,7 +29,14 @@ from numpyro_redge.estimators import (
     ReinMax,
     StraightThrough,
 )
-from numpyro_redge.infer import AutoRelaxed, RelaxReparam, ScoreFunction_ELBO, UnrelaxedModelWarning, relax
+from numpyro_redge.infer import (
+    AutoRelaxed,
+    JitScoreFunction_ELBO,
+    RelaxReparam,
+    ScoreFunction_ELBO,
+    UnrelaxedModelWarning,
+    relax,
+)
 from numpyro_redge.kl import kl_divergence
 from redge_core import __version__
 
@@ -47,6 +54,7 @@ __all__ = [
     "GumbelRao",
     "GumbelSoftmax",
     "IMLE",
+    "JitScoreFunction_ELBO",
     "KSubset",
     "LawMismatchWarning",
     "MarginalStraightThrough",

@@ -139,6 +139,11 @@ class ScoreFunction_ELBO(ELBO):
         return -(jnp.mean(elbos) + surrogate - stop_gradient(surrogate))
 
 
+#: The same class under Pyro's name for its compiled twin, so that code written for both hosts reads
+#: alike: NumPyro's ``SVI`` compiles every ELBO with ``jax.jit`` already.
+JitScoreFunction_ELBO = ScoreFunction_ELBO
+
+
 class _SharedSubsamples(Messenger):
     """Every particle subsamples a plate with the same key (derived from the plate's name), as
     Pyro's vectorized particles share one plate: the leave-one-out baselines then compare the same
