@@ -193,6 +193,12 @@ class PyroBackend(Backend):
 
         return poutine.scale(scale=factor)
 
+    def mask(self, mask):
+        """The host's mask handler (``poutine.mask``): log-densities inside count where ``mask`` is true."""
+        from pyro import poutine
+
+        return poutine.mask(mask=self.torch.as_tensor(mask, device=self.device))
+
     def elbo_gradient(self, elbo, model, guide, args=(), seed=0):
         """The gradient of the ELBO (not the loss) that ``elbo`` estimates at the guide's initial
         parameters, ``{name: NumPy array}``, from one call with seed ``seed``."""
@@ -397,6 +403,11 @@ class NumPyroBackend(Backend):
         from numpyro import handlers
 
         return handlers.scale(scale=factor)
+
+    def mask(self, mask):
+        from numpyro import handlers
+
+        return handlers.mask(mask=self.jnp.asarray(mask))
 
     def elbo_gradient(self, elbo, model, guide, args=(), seed=0):
         """The gradient of the ELBO (not the loss) that ``elbo`` estimates at the guide's initial

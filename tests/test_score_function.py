@@ -17,10 +17,11 @@ LOCAL_LOGITS = np.array([0.4, -0.7])
 REPLICAS = 2000
 
 
-def exact_elbo_gradient(scale=1.0):
+def exact_elbo_gradient(scale=1.0, mask=(True, True)):
     """The ELBO's gradient in (global logits, local log-odds) by enumerating the 3 × 2² latent
     configurations, by central differences of the exact ELBO (float64, step 1e-6); the terms inside
-    the data plate count ``scale`` times (as under subsampling)."""
+    the data plate count ``scale`` times (as under subsampling), and only where ``mask`` is true."""
+    mask = np.asarray(mask, dtype=float)
 
     def elbo(parameters):
         global_log_q = log_softmax(parameters[:3])
@@ -28,13 +29,14 @@ def exact_elbo_gradient(scale=1.0):
         total = 0.0
         for k, bits in itertools.product(range(3), itertools.product([0.0, 1.0], repeat=2)):
             bits = np.array(bits)
-            local_log_q = np.sum(bits * -np.logaddexp(0, -local) + (1 - bits) * -np.logaddexp(0, local))
+            local_log_q = bits * -np.logaddexp(0, -local) + (1 - bits) * -np.logaddexp(0, local)
             p_one = expit(WEIGHTS[k])
-            local_log_p = np.sum(bits * np.log(p_one) + (1 - bits) * np.log1p(-p_one)) + np.sum(
+            local_log_p = (bits * np.log(p_one) + (1 - bits) * np.log1p(-p_one)) + (
                 -0.5 * (DATA - (3 * bits - 1 + WEIGHTS[k])) ** 2 - 0.5 * np.log(2 * np.pi)
             )
-            probability = np.exp(global_log_q[k] + local_log_q)
-            total += probability * (np.log(PRIOR[k]) - global_log_q[k] + scale * (local_log_p - local_log_q))
+            probability = np.exp(global_log_q[k] + local_log_q.sum())
+            local_terms = scale * np.sum(mask * (local_log_p - local_log_q))
+            total += probability * (np.log(PRIOR[k]) - global_log_q[k] + local_terms)
         return total
 
     point = np.concatenate([GLOBAL_LOGITS, LOCAL_LOGITS])
@@ -42,10 +44,13 @@ def exact_elbo_gradient(scale=1.0):
     return np.array([(elbo(point + step * e) - elbo(point - step * e)) / (2 * step) for e in np.eye(5)])
 
 
-def replicated_problem(backend, global_estimator, local_estimator, host_local_site=False, replicas=REPLICAS, scale=1.0):
+def replicated_problem(
+    backend, global_estimator, local_estimator, host_local_site=False, replicas=REPLICAS, scale=1.0, mask=(True, True)
+):
     """``replicas`` independent copies of: a global categorical ``z0`` (3 classes), two local bits
     ``z_n | z0 ~ Bernoulli(σ(w[z0]))`` in a data plate, ``x_n ~ N(3 z_n − 1 + w[z0], 1)`` observed;
-    a mean-field guide with its own parameters per copy; the data plate's terms scaled by ``scale``."""
+    a mean-field guide with its own parameters per copy; the data plate's terms scaled by ``scale``
+    and masked by ``mask`` (one flag per data point)."""
     ppl, lib, dist = backend.ppl, backend.lib, backend.dist
     prior, weights = backend.array(PRIOR), backend.array(WEIGHTS)
 
@@ -53,7 +58,7 @@ def replicated_problem(backend, global_estimator, local_estimator, host_local_si
         with ppl.plate("replicas", replicas, dim=-2):
             z0 = ppl.sample("z0", lib.OneHotCategorical(probs=prior, estimator=lib.RLOO()))
             shift = (z0 * weights).sum(-1)
-            with backend.scale(scale), ppl.plate("data", 2, dim=-1):
+            with backend.scale(scale), ppl.plate("data", 2, dim=-1), backend.mask(np.asarray(mask)):
                 z = ppl.sample("z", dist.Bernoulli(logits=shift))
                 ppl.sample("x", dist.Normal(3 * z - 1 + shift, 1.0), obs=data)
 
@@ -62,7 +67,7 @@ def replicated_problem(backend, global_estimator, local_estimator, host_local_si
         local_logits = ppl.param("local_logits", backend.array(np.broadcast_to(LOCAL_LOGITS, (replicas, 2))))
         with ppl.plate("replicas", replicas, dim=-2):
             ppl.sample("z0", lib.OneHotCategorical(logits=global_logits, estimator=global_estimator))
-            with backend.scale(scale), ppl.plate("data", 2, dim=-1):
+            with backend.scale(scale), ppl.plate("data", 2, dim=-1), backend.mask(np.asarray(mask)):
                 local = (
                     dist.Bernoulli(logits=local_logits)
                     if host_local_site
@@ -83,20 +88,21 @@ def replica_estimates(backend, elbo, problem, seed=0):
     )
 
 
-# (global estimator, local estimator or None for a host Bernoulli, scale of the data plate's terms)
+# (global estimator, local estimator or None for a host Bernoulli, scale and mask of the data plate's terms)
 CASES = {
-    "rloo": ("RLOO", "RLOO", 1.0),
-    "rloo_with_disarm_scaled": ("RLOO", "DisARM", 3.0),
-    "rloo_with_a_host_site_scaled": ("RLOO", None, 3.0),
+    "rloo": ("RLOO", "RLOO", 1.0, (True, True)),
+    "rloo_with_disarm_scaled": ("RLOO", "DisARM", 3.0, (True, True)),
+    "rloo_with_a_host_site_scaled": ("RLOO", None, 3.0, (True, True)),
+    "rloo_with_disarm_masked": ("RLOO", "DisARM", 1.0, (True, False)),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_score_function_elbo_is_unbiased_against_enumeration(backend, case):
-    global_name, local_name, scale = CASES[case]
+    global_name, local_name, scale, mask = CASES[case]
     lib = backend.lib
     local = getattr(lib, local_name)() if local_name else None
-    problem = replicated_problem(backend, getattr(lib, global_name)(), local, local is None, scale=scale)
+    problem = replicated_problem(backend, getattr(lib, global_name)(), local, local is None, scale=scale, mask=mask)
     with backend.x64():
         estimates = replica_estimates(backend, backend.elbo("ScoreFunction_ELBO", 4), problem)
     mean, standard_error = estimates.mean(0), estimates.std(0) / np.sqrt(REPLICAS)
@@ -104,7 +110,12 @@ def test_score_function_elbo_is_unbiased_against_enumeration(backend, case):
     # independent estimates of bounded variance), 5 coordinates. Counting the scale twice in the
     # score terms (as NumPyro's own TraceGraph_ELBO does) puts the local coordinates 13-29 standard
     # errors off at scale 3.
-    np.testing.assert_array_less(np.abs(mean - exact_elbo_gradient(scale)), 4.5 * standard_error)
+    exact = exact_elbo_gradient(scale, mask)
+    # a masked data point's log-odds get exactly no gradient (its terms are out of the ELBO)
+    assert np.all(estimates[:, 3:][:, ~np.asarray(mask)] == 0)
+    unmasked = standard_error > 0
+    np.testing.assert_array_less(np.abs(mean - exact)[unmasked], 4.5 * standard_error[unmasked])
+    np.testing.assert_array_equal(exact[~unmasked], 0.0)
 
 
 def test_baselines_lower_the_variance(backend):
