@@ -128,15 +128,16 @@ def check_num_particles(num_particles, elbo_name):
         )
 
 
-def check_antithetic_particles(num_particles, batch_shape):
-    """DisARM pairs particle ``i`` with ``i + num_particles / 2`` along the leftmost batch axis: an even
-    ``num_particles`` and a batch whose leftmost axis has that size, or a ``ValueError``."""
+def check_antithetic_particles(num_particles, batch_shape=None):
+    """DisARM pairs particle ``i`` with ``i + num_particles / 2``: an even ``num_particles`` and, when
+    the particles are a batch axis (Pyro's vectorized particles; ``batch_shape`` given), a batch
+    whose leftmost axis has that size, or a ``ValueError``."""
     if num_particles % 2:
         raise ValueError(
             f"DisARM draws the particles in antithetic pairs: num_particles of ScoreFunction_ELBO must be "
             f"even, got {num_particles}"
         )
-    if not batch_shape or batch_shape[0] != num_particles:
+    if batch_shape is not None and (not batch_shape or batch_shape[0] != num_particles):
         raise ValueError(
             f"a DisARM site expects the {num_particles} particles on the leftmost batch axis, got batch shape "
             f"{batch_shape}: give ScoreFunction_ELBO the model's max_plate_nesting, and keep the site's "

@@ -22,7 +22,7 @@ from numpyro_redge.distributions.util import (
     mask_outside_support,
     maskable_real_vector,
 )
-from numpyro_redge.estimators import AIMLE, RLOO, MarginalStraightThrough
+from numpyro_redge.estimators import AIMLE, MarginalStraightThrough
 
 #: The estimator of a ``KSubset`` built without one: exact in law (its forward pass is an exact draw),
 #: so that ``sample()`` follows ``log_prob``. Estimators are immutable, so one instance is shared by
@@ -42,7 +42,7 @@ _warned_law_mismatch = set()
 def warn_law_mismatch(estimator, distribution_name):
     """Warn once per estimator (a :class:`LawMismatchWarning`) that a perturb-and-MAP estimator does
     not draw from the exponential family that ``log_prob`` scores."""
-    if isinstance(estimator, (MarginalStraightThrough, RLOO)) or estimator in _warned_law_mismatch:
+    if estimator.exact_subsets or estimator in _warned_law_mismatch:
         return
     _warned_law_mismatch.add(estimator)
     warnings.warn(

@@ -38,6 +38,9 @@ class Estimator:
 
     #: Whether ``k > 1`` (k-subsets by top-k or exact sampling) is defined; see :class:`~numpyro_redge.KSubset`.
     supports_subsets = False
+    #: Whether a k-subset draw (``k > 1``) follows the k-subset distribution exactly (otherwise it is
+    #: perturb-and-MAP, whose law differs: ``KSubset`` warns).
+    exact_subsets = False
     #: Whether a call returns one sample per logits row (a distribution needs that).
     one_sample_per_call = True
     #: Whether the sample carries a pathwise (surrogate) gradient; ``False`` for the score-function

@@ -59,6 +59,7 @@ class MarginalStraightThrough(Estimator):
     """
 
     supports_subsets = True
+    exact_subsets = True
 
     def sample_noise(self, key, logits, k=1):
         self._check_k(k, logits)

@@ -88,6 +88,7 @@ class RLOO(ScoreFunctionEstimator):
     """
 
     supports_subsets = True
+    exact_subsets = True
 
     def sample_noise(self, key, logits, k=1):
         self._check_k(k, logits)

@@ -18,6 +18,7 @@ from numpyro.util import _validate_model, check_model_guide_match, not_jax_trace
 from numpyro_redge.distributions import Bernoulli
 from numpyro_redge.estimators.score_function import DisARM, antithetic_pair
 from redge_core.estimator_options import check_antithetic_particles, check_num_particles
+from redge_core.wrappers import core_and_masks
 
 
 class ScoreFunction_ELBO(ELBO):
@@ -116,9 +117,11 @@ class ScoreFunction_ELBO(ELBO):
             for name, cost in costs.items():
                 site = guide_trace[name]
                 cost = cost.sum_to(site["cond_indep_stack"])
-                core, masks = _core(site["fn"])
+                core, masks = core_and_masks(
+                    site["fn"], Independent, MaskedDistribution, transparent=(ExpandedDistribution,)
+                )
                 if isinstance(getattr(core, "estimator", None), DisARM):
-                    check_antithetic_particles(num_particles, (num_particles,))
+                    check_antithetic_particles(num_particles)
                     antithetic[name] = _disarm_terms(site, core, masks, cost)
                 else:
                     # The score of the site's own density, unscaled: the cost already carries the
@@ -156,24 +159,6 @@ class _SharedSubsamples(Messenger):
     def process_message(self, msg):
         if msg["type"] == "plate" and msg["value"] is None and msg["kwargs"].get("rng_key") is None:
             msg["kwargs"]["rng_key"] = random.fold_in(self.key, zlib.crc32(msg["name"].encode()))
-
-
-def _core(fn):
-    """Our distribution under ``Independent``, ``MaskedDistribution`` and ``ExpandedDistribution``
-    wrappers, and each mask met on the way with the number of trailing dimensions it lacks against
-    the core's batch (those the ``Independent`` wrappers inside it reinterpret)."""
-    masks, reinterpreted = [], 0
-    while True:
-        if isinstance(fn, Independent):
-            reinterpreted += fn.reinterpreted_batch_ndims
-            fn = fn.base_dist
-        elif isinstance(fn, MaskedDistribution):
-            masks.append((fn._mask, reinterpreted))
-            fn = fn.base_dist
-        elif isinstance(fn, ExpandedDistribution):
-            fn = fn.base_dist
-        else:
-            return fn, [(mask, reinterpreted - above) for mask, above in masks]
 
 
 def _disarm_terms(site, core, masks, cost):

@@ -5,11 +5,11 @@ from torch.nn.functional import logsigmoid
 
 from pyro_redge._math import categorical_kl, expected_log_prob, safe_log
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.util import check_estimator, check_pathwise, estimator_is_pathwise, probs_or_logits
+from pyro_redge.distributions.util import EstimatorSampling, check_estimator, probs_or_logits
 from pyro_redge.estimators import DEFAULT_ESTIMATOR
 
 
-class Bernoulli(host.Bernoulli):
+class Bernoulli(EstimatorSampling, host.Bernoulli):
     r"""A Bernoulli whose samples are reparameterized by a gradient estimator applied to the
     two-category distribution over :math:`\{0, 1\}`.
 
@@ -27,7 +27,6 @@ class Bernoulli(host.Bernoulli):
     """
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
-    has_rsample = estimator_is_pathwise
 
     def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, validate_args=None):
         if (probs is None) == (logits is None):
@@ -49,18 +48,10 @@ class Bernoulli(host.Bernoulli):
             return torch.stack([logsigmoid(-self.logits), logsigmoid(self.logits)], dim=-1)
         return torch.stack([safe_log(1 - self.probs), safe_log(self.probs)], dim=-1)
 
-    def rsample(self, sample_shape=torch.Size()):
-        check_pathwise(self)
-        return self._draw(sample_shape)
-
     def _draw(self, sample_shape):
         log_probs = self._log_probs
         shape = self._extended_shape(sample_shape) + log_probs.shape[-1:]
         return self.estimator(log_probs.expand(shape))[..., 1]
-
-    def sample(self, sample_shape=torch.Size()):
-        with torch.no_grad():
-            return self._draw(sample_shape)
 
     def log_prob(self, value):
         if self._validate_args:

@@ -8,8 +8,8 @@ from torch.distributions import constraints
 
 from pyro_redge._math import expected_log_prob, log_elementary_symmetric, subset_from_uniform, top_k_one_hot
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.util import check_estimator, check_pathwise, estimator_is_pathwise
-from pyro_redge.estimators import AIMLE, RLOO, MarginalStraightThrough
+from pyro_redge.distributions.util import EstimatorSampling, check_estimator
+from pyro_redge.estimators import AIMLE, MarginalStraightThrough
 
 #: The estimator of a ``KSubset`` built without one: exact in law (its forward pass is an exact draw),
 #: so that ``sample()`` follows ``log_prob``. Estimators are immutable, so one instance is shared by
@@ -29,7 +29,7 @@ _warned_law_mismatch = set()
 def warn_law_mismatch(estimator, distribution_name):
     """Warn once per estimator (a :class:`LawMismatchWarning`) that a perturb-and-MAP estimator does
     not draw from the exponential family that ``log_prob`` scores."""
-    if isinstance(estimator, (MarginalStraightThrough, RLOO)) or estimator in _warned_law_mismatch:
+    if estimator.exact_subsets or estimator in _warned_law_mismatch:
         return
     _warned_law_mismatch.add(estimator)
     warnings.warn(
@@ -73,7 +73,7 @@ class _MaskableLogits(constraints.Constraint):
         return "MaskableLogits()"
 
 
-class KSubset(TorchDistribution):
+class KSubset(EstimatorSampling, TorchDistribution):
     r"""The exponential family over k-subsets of n items, as k-hot vectors,
 
     .. math:: p(z) = \exp\left(\langle z, \theta\rangle - \log e_k(e^{\theta})\right),
@@ -120,7 +120,6 @@ class KSubset(TorchDistribution):
     """
 
     arg_constraints = {"logits": _MaskableLogits()}
-    has_rsample = estimator_is_pathwise
     has_enumerate_support = True
 
     def __init__(self, logits, k, estimator=None, beta=None, validate_args=None):
@@ -188,19 +187,11 @@ class KSubset(TorchDistribution):
     def entropy(self):
         return self.log_normalizer - (self.marginals * self.logits).sum(-1)
 
-    def rsample(self, sample_shape=torch.Size()):
-        check_pathwise(self)
-        return self._draw(sample_shape)
-
     def _draw(self, sample_shape):
         logits = self.logits.expand(self._extended_shape(sample_shape))
         if self.beta is None:
             return self.estimator(logits, k=self.k)
         return self.estimator(logits, k=self.k, beta=self.beta)
-
-    def sample(self, sample_shape=torch.Size()):
-        with torch.no_grad():
-            return self._draw(sample_shape)
 
     def sample_exact(self, sample_shape=torch.Size()):
         """Exact draws of this distribution (no gradient), from the recursion's table."""

@@ -5,18 +5,17 @@ from torch.distributions import constraints
 from pyro_redge._math import categorical_kl, expected_log_prob, safe_log
 from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.util import (
+    EstimatorSampling,
     check_estimator,
-    check_pathwise,
     check_real_logits,
     check_simplex,
-    estimator_is_pathwise,
     probs_or_logits,
     validation_enabled,
 )
 from pyro_redge.estimators import DEFAULT_ESTIMATOR
 
 
-class OneHotCategorical(host.OneHotCategorical):
+class OneHotCategorical(EstimatorSampling, host.OneHotCategorical):
     r"""A one-hot categorical whose samples are reparameterized by a gradient estimator.
 
     ``sample()`` and ``rsample()`` both return *hard* one-hot vectors (bitwise 0 and 1); the
@@ -41,7 +40,6 @@ class OneHotCategorical(host.OneHotCategorical):
     """
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
-    has_rsample = estimator_is_pathwise
 
     def __init__(self, probs=None, logits=None, estimator=DEFAULT_ESTIMATOR, validate_args=None):
         if (probs is None) == (logits is None):
@@ -81,17 +79,9 @@ class OneHotCategorical(host.OneHotCategorical):
             return self.logits
         return safe_log(self.probs)
 
-    def rsample(self, sample_shape=torch.Size()):
-        check_pathwise(self)
-        return self._draw(sample_shape)
-
     def _draw(self, sample_shape):
         shape = self._extended_shape(sample_shape)
         return self.estimator(self._log_probs.expand(shape))
-
-    def sample(self, sample_shape=torch.Size()):
-        with torch.no_grad():
-            return self._draw(sample_shape)
 
     def log_prob(self, value):
         if self._validate_args:

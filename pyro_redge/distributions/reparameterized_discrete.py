@@ -9,7 +9,7 @@ from torch.distributions import constraints
 
 from pyro_redge._math import categorical_kl
 from pyro_redge.distributions.registry import register
-from pyro_redge.distributions.util import check_estimator, check_pathwise, estimator_is_pathwise
+from pyro_redge.distributions.util import EstimatorSampling, check_estimator
 from pyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
 
@@ -153,7 +153,7 @@ def _find_window(
     )
 
 
-class ReparameterizedDiscrete(TorchDistribution):
+class ReparameterizedDiscrete(EstimatorSampling, TorchDistribution):
     r"""Reparameterizes any discrete distribution with an integer support (the generalized
     Gumbel-softmax construction): the support is truncated to a window :math:`\{L, \dots, K\}`, the
     categorical over it is drawn by a gradient estimator as a hard one-hot :math:`D`, and mapped
@@ -210,7 +210,6 @@ class ReparameterizedDiscrete(TorchDistribution):
     """
 
     arg_constraints = {}
-    has_rsample = estimator_is_pathwise
     #: ``log_prob(base, value)``: the base's log-pmf, without validation.
     _log_prob_of = staticmethod(_unvalidated_log_prob)
 
@@ -346,10 +345,6 @@ class ReparameterizedDiscrete(TorchDistribution):
             mass = support.grid_dropped_mass(log_pmf.cpu().numpy(), self._lower, window)
         return torch.as_tensor(np.array(mass), dtype=_parameter_dtype(self.base), device=device)
 
-    def rsample(self, sample_shape=torch.Size()):
-        check_pathwise(self)
-        return self._draw(sample_shape)
-
     def _draw(self, sample_shape):
         _, _, value_dtype = self._dtypes()
         values, log_pmf = self._support_and_log_pmf()
@@ -358,10 +353,6 @@ class ReparameterizedDiscrete(TorchDistribution):
             return log_pmf.new_zeros(shape[:-1], dtype=value_dtype)
         one_hot = self.estimator(log_pmf.expand(shape))
         return (one_hot * values).sum(-1).to(value_dtype)
-
-    def sample(self, sample_shape=torch.Size()):
-        with torch.no_grad():
-            return self._draw(sample_shape)
 
     def log_prob(self, value):
         if self._validate_args:

@@ -21,15 +21,7 @@ def check_estimator(estimator, distribution_name):
     return estimator
 
 
-@property
-def estimator_is_pathwise(distribution):
-    """``has_rsample`` of our distributions: ``True`` for a pathwise estimator, ``False`` for a
-    score-function one (:class:`~pyro_redge.estimators.RLOO`, :class:`~pyro_redge.estimators.DisARM`),
-    whose gradient the ELBO forms from the score (Pyro reads ``has_rsample`` for that)."""
-    return distribution.estimator.pathwise
-
-
-def check_pathwise(distribution):
+def _check_pathwise(distribution):
     """``rsample`` of a distribution whose estimator has no pathwise gradient: a ``NotImplementedError``,
     as torch's non-reparameterizable distributions raise, rather than a sample without a gradient."""
     if not distribution.estimator.pathwise:
@@ -37,6 +29,27 @@ def check_pathwise(distribution):
             f"{type(distribution).__name__} with {distribution.estimator!r} has no rsample: a score-function "
             "estimator's gradient comes from the ELBO (pyro_redge.infer.ScoreFunction_ELBO); use sample()"
         )
+
+
+class EstimatorSampling:
+    """``sample``, ``rsample`` and ``has_rsample`` of a distribution that draws through its
+    ``estimator`` in ``_draw(sample_shape)``: both return the hard draw (``sample`` without a
+    gradient); ``has_rsample`` is ``True`` for a pathwise estimator and ``False`` for a
+    score-function one (:class:`~pyro_redge.estimators.RLOO`, :class:`~pyro_redge.estimators.DisARM`),
+    whose gradient the ELBO forms from the score (Pyro reads ``has_rsample`` for that), and whose
+    ``rsample`` raises. Listed first among the bases, before the host class."""
+
+    @property
+    def has_rsample(self):
+        return self.estimator.pathwise
+
+    def rsample(self, sample_shape=torch.Size()):
+        _check_pathwise(self)
+        return self._draw(sample_shape)
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            return self._draw(sample_shape)
 
 
 def validation_enabled(validate_args):

@@ -48,6 +48,7 @@ class MarginalStraightThrough(Estimator):
     """
 
     supports_subsets = True
+    exact_subsets = True
 
     def sample_noise(self, logits, k=1):
         self._check_k(k, logits)

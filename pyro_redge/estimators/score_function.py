@@ -80,6 +80,7 @@ class RLOO(ScoreFunctionEstimator):
     """
 
     supports_subsets = True
+    exact_subsets = True
 
     def sample_noise(self, logits, k=1):
         self._check_k(k, logits)

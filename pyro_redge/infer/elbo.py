@@ -13,6 +13,7 @@ from pyro.ops.provenance import detach_provenance, get_provenance
 from pyro_redge.distributions import Bernoulli
 from pyro_redge.estimators.score_function import DisARM, antithetic_particles
 from redge_core.estimator_options import check_num_particles
+from redge_core.wrappers import core_and_masks
 
 #: The name of the plate Pyro's ELBO puts around the model and the guide to vectorize the particles.
 PARTICLE_PLATE = "num_particles_vectorized"
@@ -108,7 +109,7 @@ def _score_function_elbo(model_trace, guide_trace, num_particles):
         site = guide_trace.nodes[name]
         dim = _particle_dim(site)
         cost = _on_particle_axis(cost.sum_to(site["cond_indep_stack"]), dim, num_particles)
-        core, masks = _core(site["fn"])
+        core, masks = core_and_masks(site["fn"], torch.distributions.Independent, MaskedDistribution)
         if isinstance(getattr(core, "estimator", None), DisARM):
             surrogate_elbo = surrogate_elbo + _disarm_surrogate(name, site, core, masks, cost, dim, num_particles)
         else:
@@ -131,22 +132,6 @@ def _on_particle_axis(cost, dim, num_particles):
     shape = list(cost.shape)
     shape[dim] = num_particles
     return cost.expand(shape)
-
-
-def _core(fn):
-    """Our distribution under ``Independent`` and ``MaskedDistribution`` wrappers, and each mask
-    met on the way with the number of trailing dimensions it lacks against the core's batch (those
-    the ``Independent`` wrappers inside it reinterpret)."""
-    masks, reinterpreted = [], 0
-    while True:
-        if isinstance(fn, torch.distributions.Independent):
-            reinterpreted += fn.reinterpreted_batch_ndims
-            fn = fn.base_dist
-        elif isinstance(fn, MaskedDistribution):
-            masks.append((fn._mask, reinterpreted))
-            fn = fn.base_dist
-        else:
-            return fn, [(mask, reinterpreted - above) for mask, above in masks]
 
 
 def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
