@@ -4,47 +4,38 @@ JAX's default device, summarised by :func:`redge_core.reporting.summarise_fit`."
 
 import jax
 
-from numpyro_redge.estimators import ReinMax
-from numpyro_redge.topic_models import LDA, DiscreteCodeTopicModel, fit
-from redge_core.reporting import summarise_fit
+from numpyro_redge.estimators import RLOO, ReinMax
+from numpyro_redge.topic_models import LDA, DiscreteCodeTopicModel, ProdLDA, fit
+from redge_core.reporting import run_demo
+from redge_core.topic_models import initial_topics
 
 HOST_NAME = "NumPyro"
 
 
 def topic_model_demo(train, held_out, num_topics, budgets, device=None, progress=True, data_parallel=False):
-    """Fit LDA (ReinMax vs ``TraceEnum_ELBO``, which needs funsor) and the discrete-code model
-    (ReinMax vs ``TraceGraph_ELBO``) to ``train`` with NumPyro; return one row per fit (see
-    :func:`redge_core.reporting.summarise_fit`).
+    """Fit LDA (ReinMax vs exact enumeration by ``TraceEnum_ELBO``, which needs funsor, both from
+    the same k-means topics of ``train``) and the discrete-code model (ReinMax vs RLOO over 4
+    samples, the strongest REINFORCE, and vs ProdLDA, its continuous counterpart) to ``train``
+    with NumPyro; return one row per fit (see :func:`redge_core.reporting.run_demo`).
 
     :param train: the training :class:`~redge_core.corpus.Corpus`.
     :param held_out: the held-out corpus of the perplexity.
     :param int num_topics: LDA's number of topics.
-    :param dict budgets: ``{"lda": (epochs, max_steps), "codes": (epochs, max_steps)}``,
-        ``max_steps`` ``None`` for whole epochs.
+    :param dict budgets: ``{"lda": (epochs, max_steps, evaluate_every), "codes": (...)}``.
     :param device: ignored (JAX computes on its default device); accepted so that both hosts'
         demos take the same arguments.
     :param bool progress: show a progress bar per fit.
     :param bool data_parallel: fit data-parallel (see ``fit``).
     """
-    results = []
+    topics = initial_topics(train, num_topics)
+    vocabulary_size = train.vocabulary_size
     # LDA computes in float64 (see LDA); x64 is restored on exit.
     with jax.enable_x64(True):
-        for name, make in [
-            ("lda", lambda estimator: LDA(train.vocabulary_size, num_topics, estimator)),
-            ("codes", lambda estimator: DiscreteCodeTopicModel(train.vocabulary_size, 4, 8, estimator)),
-        ]:
-            for estimator in (ReinMax(), None):
-                topic_model = make(estimator)
-                epochs, max_steps = budgets[name]
-                history = fit(
-                    topic_model,
-                    train,
-                    epochs=epochs,
-                    learning_rate=0.01,
-                    held_out=held_out,
-                    progress=progress,
-                    max_steps=max_steps,
-                    data_parallel=data_parallel,
-                )
-                results.append(summarise_fit(HOST_NAME, name, topic_model, history, train))
-    return results
+        topic_models = {
+            "lda": [
+                LDA(vocabulary_size, num_topics, estimator, initial_topics=topics) for estimator in (ReinMax(), None)
+            ],
+            "codes": [DiscreteCodeTopicModel(vocabulary_size, 4, 8, estimator) for estimator in (ReinMax(), RLOO())]
+            + [ProdLDA(vocabulary_size, 4 * 8)],
+        }
+        return run_demo(HOST_NAME, topic_models, fit, train, held_out, budgets, progress, data_parallel)

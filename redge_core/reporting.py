@@ -10,13 +10,43 @@ import numpy as np
 from redge_core import corpus as redge_corpus
 
 # Model names of the rows, with the title of their plot panel.
-PANELS = {"lda": "LDA: ReinMax vs exact enumeration", "codes": "discrete codes: ReinMax vs REINFORCE"}
+PANELS = {
+    "lda": "LDA: ReinMax vs exact enumeration",
+    "codes": "document codes: ReinMax vs RLOO; ProdLDA",
+}
+
+
+def run_demo(host_name, topic_models, fit, train, held_out, budgets, progress=True, data_parallel=False):
+    """The fits of one host's half of ``redge demo``: each topic model of ``topic_models`` (a dict
+    from model name to a list of models) fitted by the host's ``fit`` with its model's budget,
+    one row per fit (:func:`summarise_fit`).
+
+    :param dict budgets: ``{name: (epochs, max_steps, evaluate_every)}``, ``max_steps`` ``None``
+        for whole epochs, ``evaluate_every`` ``None`` to evaluate once per epoch only.
+    """
+    results = []
+    for name, models in topic_models.items():
+        epochs, max_steps, evaluate_every = budgets[name]
+        for topic_model in models:
+            history = fit(
+                topic_model,
+                train,
+                epochs=epochs,
+                learning_rate=0.01,
+                held_out=held_out,
+                progress=progress,
+                max_steps=max_steps,
+                data_parallel=data_parallel,
+                evaluate_every=evaluate_every,
+            )
+            results.append(summarise_fit(host_name, name, topic_model, history, train))
+    return results
 
 
 def summarise_fit(host_name, model_name, topic_model, history, train, words_shown=8):
     """One result row of a fit: held-out perplexity (``exp`` of minus the last held-out bound per
-    token), NPMI coherence on the training corpus, wall-clock, the perplexity curve per epoch and
-    the top words of each topic.
+    token), NPMI coherence on the training corpus, wall-clock, the perplexity curve (at the
+    training steps of ``curve_steps``) and the top words of each topic.
 
     :param str host_name: ``"Pyro"`` or ``"NumPyro"``.
     :param str model_name: the model's key, e.g. ``"lda"`` or ``"codes"``.
@@ -37,6 +67,7 @@ def summarise_fit(host_name, model_name, topic_model, history, train, words_show
         "seconds_per_step": float(np.sum(history["seconds"]) / max(1, np.sum(history["steps"]))),
         "whole_epochs": bool(history["whole_epochs"]),
         "perplexity_curve": [float(np.exp(-bound)) for bound in history["held_out_bound_per_token"]],
+        "curve_steps": [int(steps) for steps in history["held_out_steps"]],
         "top_words": redge_corpus.top_words(topics, train.vocabulary, words_shown),
     }
 
@@ -87,19 +118,31 @@ def plotting_available():
 
 def plot_topic_results(results, path):
     """Write the held-out perplexity curves of the rows of :func:`summarise_fit` to ``path``, one
-    panel per model. Draws on a standalone figure: pyplot's global backend and state are left as
-    they are (a notebook keeps its inline plots)."""
+    panel per model, against the training steps (minibatches), one line per host and fit. Draws on
+    a standalone figure: pyplot's global backend and state are left as they are (a notebook keeps
+    its inline plots)."""
     from matplotlib.figure import Figure
 
     models = [name for name in PANELS if any(row["model"] == name for row in results)]
-    figure = Figure(figsize=(5 * max(len(models), 1), 4))
+    figure = Figure(figsize=(6 * max(len(models), 1), 4.5))
     axes = figure.subplots(1, max(len(models), 1), squeeze=False)[0]
+    hosts = list(dict.fromkeys(row["host"] for row in results))
     for axis, name in zip(axes, models, strict=False):
+        fits = list(dict.fromkeys(row["fit"] for row in results if row["model"] == name))
         for row in results:
             if row["model"] == name:
-                curve = row["perplexity_curve"]
-                axis.plot(range(1, len(curve) + 1), curve, marker="o", label=f"{row['host']} {row['fit']}")
-        axis.set(title=PANELS[name], xlabel="epoch", ylabel="held-out perplexity")
+                axis.plot(
+                    row["curve_steps"],
+                    row["perplexity_curve"],
+                    marker="o",
+                    markersize=3,
+                    color=f"C{fits.index(row['fit'])}",
+                    linestyle=["-", "--", ":"][hosts.index(row["host"]) % 3],
+                    label=f"{row['host']} {row['fit']}",
+                )
+        axis.set(title=PANELS[name], xlabel="training steps (minibatches)", ylabel="held-out perplexity")
+        axis.margins(x=0.05, y=0.1)
+        axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

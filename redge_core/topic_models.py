@@ -7,6 +7,7 @@ import numbers
 import time
 
 import numpy as np
+from scipy import sparse
 from tqdm.auto import tqdm
 
 from redge_core.checks import check_positive_integer
@@ -18,6 +19,10 @@ TOKEN_BUCKET = 2048
 
 # What fits a topic model when no estimator is given, and the host ELBO that does it.
 BASELINES = {"enumeration": "TraceEnum_ELBO", "reinforce": "TraceGraph_ELBO"}
+
+#: The label of ``ProdLDA`` (continuous topic proportions: fitted by the host's reparameterized
+#: ``Trace_ELBO``, no estimator).
+PRODLDA_LABEL = "ProdLDA[Trace_ELBO]"
 
 
 def check_arguments(estimator, estimator_class, **sizes):
@@ -102,6 +107,94 @@ def plan_batch(corpus, documents, scale=1.0, batch_size=None, token_bucket=None,
     )
 
 
+def initial_topics(corpus, num_topics, seed=0, max_documents=4096, iterations=10, smoothing=0.1):
+    r"""Topics to start a fit from, read off the documents: the pooled word counts of
+    ``num_topics`` clusters of documents, smoothed and normalised,
+
+    .. math:: \beta_k \propto \textstyle\sum_{d \in C_k} x_d + \epsilon,
+
+    the clusters :math:`C_k` from k-means on the documents' word frequencies (k-means++ seeding,
+    ``iterations`` Lloyd steps) over at most ``max_documents`` documents drawn at random, so that
+    the cost does not grow with the corpus. A random start leaves every topic near the corpus's
+    average, from which the topics separate slowly; clusters of documents already differ in the
+    words they use.
+
+    :param corpus: a :class:`redge_core.corpus.Corpus`.
+    :param int num_topics: the number of topics :math:`K` (at most the documents used).
+    :param int seed: seeds the sample of documents and the k-means++ seeding.
+    :param int max_documents: the most documents clustered.
+    :param int iterations: Lloyd iterations after the seeding.
+    :param float smoothing: :math:`\epsilon`, counts added to every word of every topic (> 0, so
+        that no word starts with probability 0).
+    :returns: ``(num_topics, vocabulary_size)`` float64 word probabilities, rows summing to 1.
+
+    **References:** Arthur and Vassilvitskii, *k-means++: the advantages of careful seeding*,
+    SODA 2007.
+    """
+    for name, value in [("num_topics", num_topics), ("max_documents", max_documents), ("iterations", iterations)]:
+        check_positive_integer(name, value)
+    if not (isinstance(smoothing, numbers.Real) and smoothing > 0):
+        raise ValueError(f"smoothing must be a positive number, got {smoothing!r}")
+    rng = np.random.default_rng(seed)
+    documents = np.arange(corpus.num_documents)
+    if len(documents) > max_documents:
+        documents = np.sort(rng.choice(len(documents), max_documents, replace=False))
+    if num_topics > len(documents):
+        raise ValueError(
+            f"num_topics must be at most the number of documents clustered ({len(documents)}), got {num_topics!r}"
+        )
+    chosen = corpus.subset(documents)
+    rows = np.repeat(np.arange(chosen.num_documents), np.diff(chosen.offsets))
+    # Sparse rows: the cost follows the stored entries, not documents × vocabulary.
+    counts = sparse.csr_matrix(
+        (chosen.word_counts.astype(np.float64), (rows, chosen.word_indices)),
+        shape=(chosen.num_documents, chosen.vocabulary_size),
+    )
+    frequencies = sparse.diags(1.0 / np.maximum(np.asarray(counts.sum(-1)).ravel(), 1.0)) @ counts
+    squared_norms = np.asarray(frequencies.multiply(frequencies).sum(-1)).ravel()
+
+    def squared_distances(centres):
+        return np.maximum(squared_norms[:, None] - 2 * (frequencies @ centres.T) + (centres**2).sum(-1), 0.0)
+
+    def pooled(cluster, values):
+        membership = sparse.csr_matrix(
+            (np.ones(len(cluster)), (cluster, np.arange(len(cluster)))), shape=(num_topics, len(cluster))
+        )
+        return np.asarray((membership @ values).todense()), np.bincount(cluster, minlength=num_topics)
+
+    centres = frequencies[[rng.integers(frequencies.shape[0])]].toarray()
+    while len(centres) < num_topics:
+        nearest = squared_distances(centres).min(-1)
+        weights = nearest / nearest.sum() if nearest.sum() > 0 else None
+        centres = np.vstack([centres, frequencies[[rng.choice(frequencies.shape[0], p=weights)]].toarray()])
+    for _ in range(iterations):
+        sums, sizes = pooled(squared_distances(centres).argmin(-1), frequencies)
+        # An empty cluster keeps its centre.
+        centres = np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], centres)
+    pooled_counts = pooled(squared_distances(centres).argmin(-1), counts)[0] + smoothing
+    return pooled_counts / pooled_counts.sum(-1, keepdims=True)
+
+
+def initial_topic_logits(initial_topics, num_topics, vocabulary_size, seed, scale):
+    """The starting topic logits of a topic model: ``log initial_topics`` (each row normalised)
+    when given, else ``scale`` × standard normal noise from ``seed`` (NumPy, float64).
+
+    :param initial_topics: ``None``, or ``(num_topics, vocabulary_size)`` positive topic-word
+        weights, e.g. from :func:`initial_topics`; ``ValueError`` naming it otherwise.
+    """
+    if initial_topics is None:
+        return scale * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size))
+    weights = np.asarray(initial_topics, dtype=np.float64)
+    if weights.shape != (num_topics, vocabulary_size):
+        raise ValueError(
+            f"initial_topics must have shape (num_topics, vocabulary_size) = ({num_topics}, {vocabulary_size}), "
+            f"got {weights.shape}"
+        )
+    if not (np.isfinite(weights).all() and (weights > 0).all()):
+        raise ValueError("initial_topics must be finite and positive (a word of probability 0 has logit -inf)")
+    return np.log(weights / weights.sum(-1, keepdims=True))
+
+
 #: The largest number of elements (``num_samples × documents × vocabulary``) that one chunk of a
 #: held-out evaluation holds: 2^24, 64 MiB in float32. The bundled corpus (372 held-out documents,
 #: 2 000 words, 16 samples) is one chunk; 10^6 documents of 10^4 words are 10^4 chunks of 104.
@@ -142,51 +235,74 @@ def run_epochs(
     max_steps=None,
     end_of_epoch=None,
     total_loss=None,
+    evaluate_every=None,
 ):
     """The epoch loop of both hosts' ``fit``: shuffles the documents of ``corpus`` each epoch
     (NumPy generator seeded by ``seed``), calls ``step(documents, scale) -> (loss, num_tokens)``
     for each minibatch (``loss`` the unscaled ELBO loss of the batch, a number or a scalar on the
     device), then ``end_of_epoch()`` if given, then, when ``held_out`` is given,
-    ``topic_model.held_out_bound_per_token(held_out)``.
+    ``topic_model.held_out_bound_per_token(held_out)``: at the end of every epoch, and also every
+    ``evaluate_every`` steps when given (``end_of_epoch()`` is called before each evaluation, so
+    that it sees the current parameters).
 
     The losses stay where ``step`` leaves them: ``total_loss(losses) -> float`` (default: the sum
     of their floats) reads their sum once per epoch, so that a step never waits for the device.
 
-    Returns the history: per epoch, the training loss per token, the wall-clock seconds, the
-    steps taken and the held-out bound per token; ``"whole_epochs"`` says whether every epoch
-    went through the whole corpus (``max_steps`` stops early, for smoke runs and ``--quick``)."""
-    for name, value in [("epochs", epochs), ("batch_size", batch_size)] + (
-        [("max_steps", max_steps)] if max_steps is not None else []
-    ):
+    Returns the history: per epoch, the training loss per token, the wall-clock seconds of its
+    steps (evaluations excluded) and the steps taken; per evaluation, the held-out bound per token
+    and the steps taken before it (``"held_out_steps"``); ``"whole_epochs"`` says whether every
+    epoch went through the whole corpus (``max_steps`` stops early, for smoke runs and
+    ``--quick``)."""
+    optional = [("max_steps", max_steps), ("evaluate_every", evaluate_every)]
+    for name, value in [("epochs", epochs), ("batch_size", batch_size)] + [x for x in optional if x[1] is not None]:
         check_positive_integer(name, value)
     if not isinstance(seed, numbers.Integral):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     shuffler = np.random.default_rng(seed)
-    history = {"epoch": [], "loss_per_token": [], "seconds": [], "steps": [], "held_out_bound_per_token": []}
+    history = {
+        "epoch": [],
+        "loss_per_token": [],
+        "seconds": [],
+        "steps": [],
+        "held_out_bound_per_token": [],
+        "held_out_steps": [],
+    }
     history["whole_epochs"] = True
     steps = 0
+
+    def evaluate():
+        if end_of_epoch is not None:
+            end_of_epoch()
+        if held_out is not None:
+            history["held_out_bound_per_token"].append(topic_model.held_out_bound_per_token(held_out))
+            history["held_out_steps"].append(steps)
+
     bar = tqdm(range(epochs), desc=topic_model.label, disable=not progress, leave=False)
     for epoch in bar:
         order = shuffler.permutation(corpus.num_documents)
-        start, losses, tokens = time.perf_counter(), [], 0
+        start, losses, tokens, evaluating = time.perf_counter(), [], 0, 0.0
         for first in range(0, len(order), batch_size):
             documents = order[first : first + batch_size]
             step_loss, step_tokens = step(documents, corpus.num_documents / len(documents))
             losses.append(step_loss)
             tokens += step_tokens
             steps += 1
-            if max_steps is not None and steps >= max_steps:
+            stop = max_steps is not None and steps >= max_steps
+            if stop:
                 history["whole_epochs"] = history["whole_epochs"] and first + batch_size >= len(order)
+            if held_out is not None and evaluate_every and steps % evaluate_every == 0:
+                if not (stop or first + batch_size >= len(order)):  # the epoch's end evaluates anyway
+                    began = time.perf_counter()
+                    evaluate()
+                    evaluating += time.perf_counter() - began
+            if stop:
                 break
         loss = total_loss(losses) if total_loss is not None else sum(float(value) for value in losses)
-        if end_of_epoch is not None:
-            end_of_epoch()
         history["epoch"].append(epoch + 1)
-        history["seconds"].append(time.perf_counter() - start)
+        history["seconds"].append(time.perf_counter() - start - evaluating)
         history["steps"].append(len(losses))
         history["loss_per_token"].append(loss / tokens)
-        if held_out is not None:
-            history["held_out_bound_per_token"].append(topic_model.held_out_bound_per_token(held_out))
+        evaluate()
         bar.set_postfix(loss_per_token=f"{loss / tokens:.3f}")
         if max_steps is not None and steps >= max_steps:
             break

@@ -4,13 +4,14 @@ Poisson counts); each host's half of ``redge demo`` on the real corpus; the back
 pieces of redge_core.topic_models and redge_core.reporting."""
 
 import importlib
+import time
 
 import numpy as np
 import pytest
 
 from redge_core import corpus as redge_corpus
 from redge_core import reporting
-from redge_core.topic_models import TOKEN_BUCKET, plan_batch, run_epochs
+from redge_core.topic_models import TOKEN_BUCKET, initial_topics, plan_batch, run_epochs
 from tests import cases
 
 
@@ -145,7 +146,8 @@ def test_demo_half_fits_every_model_on_the_news_corpus_and_restores_global_setti
         "LDA[ReinMax]",
         "LDA[TraceEnum_ELBO]",
         "codes[ReinMax]",
-        "codes[TraceGraph_ELBO]",
+        "codes[RLOO]",
+        "ProdLDA[Trace_ELBO]",
     ]
     assert {row["host"] for row in results} == {demo.HOST_NAME}
     for row in results:
@@ -161,6 +163,12 @@ def test_topic_models_reject_what_they_cannot_fit(backend):
         topic_models.DiscreteCodeTopicModel(10, 0, 3)
     with pytest.raises(ValueError, match="truncation"):
         topic_models.PoissonTopicModel(10, 3, truncation=2.5)
+    with pytest.raises(ValueError, match="num_topics"):
+        topic_models.ProdLDA(10, 0)
+    with pytest.raises(ValueError, match=r"initial_topics must have shape .*\(3, 10\)"):
+        topic_models.LDA(10, 3, initial_topics=np.full((3, 9), 0.1))
+    with pytest.raises(ValueError, match="initial_topics must be finite and positive"):
+        topic_models.LDA(10, 3, initial_topics=np.eye(3, 10))
     corpus, _ = redge_corpus.synthetic_lda_corpus(num_documents=4, num_topics=2, vocabulary_size=10)
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match="chunk_documents"):
@@ -211,6 +219,52 @@ def test_epoch_loop_visits_every_document_once_per_epoch_and_stops_at_max_steps(
     assert history["steps"] == [3, 1] and not history["whole_epochs"]
 
 
+def test_epoch_loop_evaluates_every_few_steps_and_keeps_evaluations_out_of_the_step_time():
+    corpus, _ = redge_corpus.synthetic_lda_corpus(num_documents=10, num_topics=2, vocabulary_size=10, document_length=5)
+    synchronised = []
+
+    class Model:
+        label = "toy"
+
+        def held_out_bound_per_token(self, held_out):
+            time.sleep(0.2)
+            return -float(len(synchronised))
+
+    history = run_epochs(
+        Model(),
+        corpus,
+        lambda documents, scale: (1.0, 1),
+        epochs=2,
+        batch_size=4,
+        held_out=corpus,
+        progress=False,
+        end_of_epoch=lambda: synchronised.append(True),
+        evaluate_every=2,
+    )
+    # 3 steps per epoch: every second step, and at each epoch's end (step 6 is both: once).
+    assert history["held_out_steps"] == [2, 3, 4, 6]
+    assert history["held_out_bound_per_token"] == [-1.0, -2.0, -3.0, -4.0], "parameters synchronised first"
+    assert max(history["seconds"]) < 0.15, history["seconds"]
+    with pytest.raises(ValueError, match="evaluate_every"):
+        run_epochs(Model(), corpus, lambda documents, scale: (1.0, 1), evaluate_every=0, progress=False)
+
+
+def test_initial_topics_are_clusters_of_the_documents():
+    corpus, topics = redge_corpus.synthetic_lda_corpus(
+        num_documents=cases.TOPIC_DOCUMENTS, num_topics=4, vocabulary_size=cases.TOPIC_VOCABULARY, document_length=40
+    )
+    start = initial_topics(corpus, 4)
+    assert start.shape == (4, cases.TOPIC_VOCABULARY) and np.allclose(start.sum(-1), 1) and (start > 0).all()
+    # Measured 0.956 (random topics: about 0.5, every topic near the corpus's average).
+    assert redge_corpus.topic_recovery(start, topics) > 0.9
+    np.testing.assert_array_equal(start, initial_topics(corpus, 4))
+    # A sample of the documents when the corpus is larger than max_documents: a different start.
+    assert not np.array_equal(start, initial_topics(corpus, 4, max_documents=50))
+    for arguments, name in [((0,), "num_topics"), ((4,), "smoothing"), ((500,), "num_topics")]:
+        with pytest.raises(ValueError, match=name):
+            initial_topics(corpus, *arguments, **({"smoothing": 0.0} if name == "smoothing" else {}))
+
+
 def _rows():
     return [
         {
@@ -225,6 +279,7 @@ def _rows():
             "seconds_per_step": 0.25,
             "whole_epochs": True,
             "perplexity_curve": [2 * perplexity, perplexity],
+            "curve_steps": [3, 6],
             "top_words": [[f"{fit}-{k}-{w}" for w in range(8)] for k in range(3)],
         }
         for host in ("Pyro", "NumPyro")

@@ -10,7 +10,7 @@ from numpyro import handlers
 from numpyro_redge.distributions import OneHotCategorical
 from numpyro_redge.estimators import Estimator, ReinMax
 from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
-from redge_core.topic_models import HeldOutBound, check_arguments, describe
+from redge_core.topic_models import HeldOutBound, check_arguments, describe, initial_topic_logits
 
 
 class LDA(HeldOutBound):
@@ -24,8 +24,21 @@ class LDA(HeldOutBound):
     of at least 0.1: smaller ones draw topic weights that underflow to 0 even in float64, whose
     logarithm the assignments' logits need), and,
     unless the assignments are enumerated, gives each token a
-    :class:`~numpyro_redge.OneHotCategorical` with logits ``log θ_d + h[w_dn]`` (the sampled
-    document topics plus a learned word table), sampled by ``estimator``.
+    :class:`~numpyro_redge.OneHotCategorical` sampled by ``estimator``, with logits
+
+    .. math:: \log \theta_{dk} + \log \beta_{k w_{dn}} + h_{w_{dn} k},
+
+    at :math:`h = 0` the exact conditional posterior :math:`p(z_{dn} \mid \theta_d, w_{dn}, \beta)`
+    under the current topics (the topics are shared by model and guide), :math:`h` a learned
+    correction per word, starting at 0.
+
+    Topics start from ``initial_topics`` when given: with :func:`redge_core.topic_models.initial_topics`
+    (k-means clusters of the training documents) both the topics and, through the guide above, the
+    assignments start from the data; from random topics, every topic starts near the corpus's
+    average and they separate slowly. Measured in Pyro on the bundled news corpus (20 topics, 8
+    epochs), ReinMax's held-out perplexity: 1 272 from random topics with the guide's logits
+    ``log θ + h`` (this class before 0.2.0), 1 067 from the clusters with the logits above, where exact
+    enumeration reaches 1 066 from the clusters.
 
     ``estimator=None`` marginalises the assignments exactly instead: the model's sites are
     enumerated in parallel (``TraceEnum_ELBO``, which needs funsor) and the guide has no
@@ -38,6 +51,9 @@ class LDA(HeldOutBound):
     :param int num_topics: number of topics :math:`K`.
     :param estimator: the gradient estimator of the assignments, or ``None`` for enumeration.
     :param float concentration: the symmetric Dirichlet prior :math:`\alpha`.
+    :param initial_topics: ``(num_topics, vocabulary_size)`` positive topic-word weights to start
+        from (normalised per topic), or ``None`` for random topics (normal logits of scale 0.5
+        from ``seed``).
     """
 
     def __init__(
@@ -49,6 +65,7 @@ class LDA(HeldOutBound):
         hidden_size=100,
         dtype=jnp.float64,
         seed=0,
+        initial_topics=None,
     ):
         check_arguments(
             estimator, Estimator, vocabulary_size=vocabulary_size, num_topics=num_topics, hidden_size=hidden_size
@@ -57,7 +74,7 @@ class LDA(HeldOutBound):
         self.concentration, self.dtype = concentration, check_precision(dtype, "LDA")
         self.inference, self.label = describe("LDA", estimator, "enumeration")
         self.initial_topic_logits = jnp.asarray(
-            0.5 * np.random.default_rng(seed).standard_normal((num_topics, vocabulary_size)), dtype
+            initial_topic_logits(initial_topics, num_topics, vocabulary_size, seed, 0.5), dtype
         )
         self.encoder = Encoder("lda.encoder", vocabulary_size, hidden_size, num_topics, seed, dtype)
         self.params = None
@@ -106,6 +123,7 @@ class LDA(HeldOutBound):
                 word_logits = numpyro.param(
                     "lda.word_logits", jnp.zeros((self.vocabulary_size, self.num_topics), dtype=self.dtype)
                 )
+                word_logits = word_logits + self.topic_log_probs().T
                 with numpyro.plate("tokens", len(batch.word_of_token)), handlers.mask(mask=batch.token_mask):
                     logits = jnp.log(document_topics)[batch.document_of_token] + word_logits[batch.word_of_token]
                     numpyro.sample("assignments", OneHotCategorical(logits=logits, estimator=self.estimator))

@@ -79,6 +79,7 @@ def fit(
     progress=True,
     max_steps=None,
     data_parallel=False,
+    evaluate_every=None,
 ):
     """Fit ``topic_model`` to ``corpus`` (a :class:`redge_core.corpus.Corpus`) by SVI with Adam,
     ``jit``-compiled. Returns the history of :func:`pyro_redge.topic_models.fit` and leaves the
@@ -121,7 +122,18 @@ def fit(
         topic_model.params = _local(svi.get_params(state))
 
     return run_epochs(
-        topic_model, corpus, step, epochs, batch_size, seed, held_out, progress, max_steps, end_of_epoch, _total_loss
+        topic_model,
+        corpus,
+        step,
+        epochs,
+        batch_size,
+        seed,
+        held_out,
+        progress,
+        max_steps,
+        end_of_epoch,
+        _total_loss,
+        evaluate_every,
     )
 
 

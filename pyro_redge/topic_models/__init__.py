@@ -5,6 +5,8 @@ enumeration (``TraceEnum_ELBO``) or by REINFORCE (``TraceGraph_ELBO``) from the 
   amortised Dirichlet guide for the document topics;
 - :class:`DiscreteCodeTopicModel`: several categorical codes per document, decoded jointly by a
   network (a product of experts), so that enumeration is out of reach;
+- :class:`ProdLDA`: continuous (logistic-normal) topic proportions with the discrete-code
+  model's decoder, the baseline users know from Pyro's ProdLDA tutorial;
 - :class:`PoissonTopicModel`: topic counts per document as :class:`~pyro_redge.Poisson`
   (the generalized Gumbel-softmax use case).
 
@@ -15,6 +17,7 @@ enumeration (``TraceEnum_ELBO``) or by REINFORCE (``TraceGraph_ELBO``) from the 
 from pyro_redge.topic_models.discrete_codes import DiscreteCodeTopicModel
 from pyro_redge.topic_models.lda import LDA
 from pyro_redge.topic_models.poisson_counts import PoissonTopicModel
+from pyro_redge.topic_models.prodlda import ProdLDA
 from pyro_redge.topic_models.training import Batch, fit
 
-__all__ = ["Batch", "DiscreteCodeTopicModel", "LDA", "PoissonTopicModel", "fit"]
+__all__ = ["Batch", "DiscreteCodeTopicModel", "LDA", "PoissonTopicModel", "ProdLDA", "fit"]

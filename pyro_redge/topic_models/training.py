@@ -80,11 +80,13 @@ def fit(
     progress=True,
     max_steps=None,
     data_parallel=False,
+    evaluate_every=None,
 ):
     """Fit ``topic_model`` to ``corpus`` (a :class:`redge_core.corpus.Corpus`) by SVI with Adam.
 
     Returns a history: per epoch, the training loss per token, the wall-clock seconds and, when
-    ``held_out`` is given, the held-out bound per token (:meth:`held_out_bound_per_token`).
+    ``held_out`` is given, the held-out bound per token (:meth:`held_out_bound_per_token`), also
+    every ``evaluate_every`` steps when given (with the steps taken, ``"held_out_steps"``).
     ``max_steps`` stops early (smoke runs). The loop is :func:`redge_core.topic_models.run_epochs`.
 
     With our estimators each step is :func:`pathwise_step`: the loss stays on the device and the
@@ -154,6 +156,7 @@ def fit(
         progress and rank == 0,
         max_steps,
         total_loss=total_loss,
+        evaluate_every=evaluate_every,
     )
 
 
