@@ -13,9 +13,10 @@ from redge_core.checks import check_choice, check_positive, check_positive_integ
 #: The estimator every distribution, reparam and autoguide uses when none is given (``KSubset``
 #: excepted: its default draws exactly), by class name and keyword arguments, the same in both
 #: hosts. ReinMax, on the project's own measurements (the test suite's "measured" section, quoted
-#: in the README): the least biased gradient of all estimators against enumeration (|bias| 0.003 to
-#: 0.006 of a gradient of norm 1.49 on a quadratic loss, K = 6; ReDGE 0.34, Gumbel-softmax 0.23,
-#: straight-through 0.47), exact hard samples, and the closest SVI fit on the Gaussian mixture.
+#: in the documentation's "Choosing an estimator"): the least biased gradient of all estimators
+#: against enumeration (a bias of norm 0.003 to 0.006 for a gradient of norm 1.49 on a quadratic
+#: loss, K = 6; ReDGE 0.34, Gumbel-softmax 0.23, straight-through 0.47), exact hard samples, and
+#: the closest SVI fit on the Gaussian mixture.
 DEFAULT_ESTIMATOR = ("ReinMax", {})
 
 #: The perturbation noises of IMLE and AIMLE.

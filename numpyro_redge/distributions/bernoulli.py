@@ -34,6 +34,20 @@ class Bernoulli(Distribution):
     :param logits: the log-odds of a one.
     :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
         ``ReinMax()`` (:data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`). Static (pytree aux data).
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import Bernoulli
+    >>> key = jax.random.PRNGKey(0)
+    >>> d = Bernoulli(probs=jnp.array([0.2, 0.9]))
+    >>> b = d.sample(key)
+    >>> b.shape, set(b.tolist()) <= {0.0, 1.0}
+    ((2,), True)
+    >>> bool(jnp.allclose(d.log_prob(jnp.array([1.0, 0.0])), jnp.log(jnp.array([0.2, 0.1]))))
+    True
+    >>> jax.grad(lambda probs: Bernoulli(probs=probs).sample(key).sum())(jnp.array([0.2, 0.9])).shape
+    (2,)
     """
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}

@@ -72,6 +72,20 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
     .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{L, \dots, K\}.
 
     :param rate: the rate :math:`\lambda \ge 0` (a zero rate puts all the mass on 0).
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import Poisson
+    >>> key = jax.random.PRNGKey(0)
+    >>> d = Poisson(jnp.array(4.0))
+    >>> d.support_window()  # both tails below tail_mass = 1e-6
+    (0, 17)
+    >>> n = d.sample(key, (3,))
+    >>> n.shape, bool((n == jnp.round(n)).all()), bool(d.dropped_mass() < 1e-6)
+    ((3,), True, True)
+    >>> jax.grad(lambda rate: Poisson(rate, truncation=17).sample(key))(jnp.array(4.0)).shape  # static window under jit
+    ()
     """
 
     arg_constraints = host.Poisson.arg_constraints
@@ -161,6 +175,14 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
     :param total_count: the number of trials :math:`n` (a non-negative integer, or an array of them).
     :param probs: the success probability, in [0, 1].
     :param logits: the log-odds of success.
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import Binomial
+    >>> n = Binomial(10, probs=jnp.array([0.3, 0.8])).sample(jax.random.PRNGKey(0), (4,))
+    >>> n.shape, bool(((n >= 0) & (n <= 10) & (n == jnp.round(n))).all())
+    ((4, 2), True)
     """
 
     arg_constraints = {**host.BinomialProbs.arg_constraints, **host.BinomialLogits.arg_constraints}
@@ -215,6 +237,16 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
     :param probs: the success probability, in (0, 1] (0 has no mass on any finite support: a
         ``ValueError``, as in Pyro).
     :param logits: the log-odds of success.
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import Geometric
+    >>> d = Geometric(probs=jnp.array(0.5))
+    >>> d.support_window()  # P(N > 19) = 0.5 ** 20 < 1e-6
+    (0, 19)
+    >>> d.sample(jax.random.PRNGKey(0), (3,)).shape
+    (3,)
     """
 
     arg_constraints = {**host.GeometricProbs.arg_constraints, **host.GeometricLogits.arg_constraints}
@@ -282,6 +314,14 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
         :math:`r = 0` puts all the mass on 0), :math:`r > 0` in NumPyro (each host's own constraint).
     :param probs: the success probability, in [0, 1).
     :param logits: the log-odds of success.
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import NegativeBinomial
+    >>> n = NegativeBinomial(total_count=3.0, probs=jnp.array([0.2, 0.6])).sample(jax.random.PRNGKey(0), (4,))
+    >>> n.shape, bool(((n >= 0) & (n == jnp.round(n))).all())
+    ((4, 2), True)
     """
 
     arg_constraints = {

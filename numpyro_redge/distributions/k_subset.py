@@ -118,6 +118,19 @@ class KSubset(Distribution):
     :param beta: AIMLE's current :math:`\beta` (a number or a 0-dimensional array), only with an
         ``AIMLE`` estimator; default its ``initial_beta``.
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import KSubset
+    >>> d = KSubset(jnp.zeros(5), k=2)
+    >>> z = d.sample(jax.random.PRNGKey(0))
+    >>> float(z.sum())
+    2.0
+    >>> bool(jnp.allclose(d.marginals, 0.4))
+    True
+    >>> bool(jnp.allclose(d.log_prob(z), -jnp.log(10.0)))  # one of the 10 subsets
+    True
+
     **References**
 
     [1] `Adaptive Perturbation-Based Gradient Estimation for Discrete Latent Variable Models`,

@@ -105,6 +105,22 @@ class OneHotCategorical(CategoricalParameters):
     :param logits: event log-probabilities (unnormalised).
     :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
         ``ReinMax()`` (:data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`). Static (pytree aux data).
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import OneHotCategorical, ReinMax
+    >>> key = jax.random.PRNGKey(0)
+    >>> d = OneHotCategorical(logits=jnp.zeros(3), estimator=ReinMax())
+    >>> z = d.sample(key, (2,))
+    >>> z.shape, z.sum(-1).tolist()
+    ((2, 3), [1.0, 1.0])
+    >>> bool(jnp.allclose(d.log_prob(z), -jnp.log(3.0)))
+    True
+    >>> def cost(logits):  # the gradient flows through the sample
+    ...     return OneHotCategorical(logits=logits, estimator=ReinMax()).sample(key) @ jnp.array([1.0, 2.0, 3.0])
+    >>> bool(jnp.abs(jax.grad(cost)(jnp.zeros(3))).sum() > 0)
+    True
     """
 
     # A -inf logit masks a category (probability exactly zero), as in Pyro.

@@ -33,11 +33,21 @@ class RelaxedOneHotCategorical(CategoricalParameters):
     :param probs: event probabilities (summing to one over the last axis).
     :param logits: event log-probabilities (unnormalised).
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import RelaxedOneHotCategorical
+    >>> d = RelaxedOneHotCategorical(0.5, logits=jnp.zeros(3))
+    >>> y = d.sample(jax.random.PRNGKey(0))  # a soft point of the simplex
+    >>> y.shape, bool(jnp.isclose(y.sum(), 1.0)), bool(jnp.isfinite(d.log_prob(y)))
+    ((3,), True, True)
+
     **References**
 
     [1] `The Concrete Distribution: A Continuous Relaxation of Discrete Random Variables`,
         Chris J. Maddison, Andriy Mnih, Yee Whye Teh (2017)
-    [2] `Categorical Reparameterization with Gumbel-Softmax`, Eric Jang, Shixiang Gu, Ben Poole (2017)
+    [2] `Categorical Reparameterization with Gumbel-Softmax`,
+        Eric Jang, Shixiang Gu, Ben Poole (ICLR 2017)
     """
 
     arg_constraints = {"temperature": constraints.positive, "probs": simplex, "logits": constraints.real_vector}

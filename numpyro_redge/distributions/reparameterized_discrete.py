@@ -230,9 +230,6 @@ class ReparameterizedDiscrete(Distribution):
     The support is not ``is_discrete`` for NumPyro's inference code, for the reason given in
     :mod:`numpyro_redge.distributions.util`.
 
-    :param base: a NumPyro discrete distribution with an integer support and empty event shape.
-    :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
-        ``ReinMax()`` (:data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`).
     **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
     :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
     ``truncation=`` beyond it, or parameters whose window reaches beyond it, such as
@@ -249,10 +246,24 @@ class ReparameterizedDiscrete(Distribution):
     ``truncation=`` (as ``jit`` does); ``vmap`` over an instance is refused with a ``ValueError``
     (its batch shape is static pytree data, as for NumPyro's own distributions).
 
+    :param base: a NumPyro discrete distribution with an integer support and empty event shape.
+    :param estimator: a gradient estimator from :mod:`numpyro_redge.estimators`; default
+        ``ReinMax()`` (:data:`~numpyro_redge.estimators.DEFAULT_ESTIMATOR`).
     :param truncation: the largest value kept ``K``, or the window ``(L, K)``, or ``None`` to choose
         the window from ``tail_mass``.
     :param float tail_mass: the largest mass each tail may drop, in ``[1e-12, 1)``.
     :param int max_support: the largest number of values the support may keep (default 10⁶).
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> import numpyro.distributions as dist
+    >>> from numpyro_redge import ReparameterizedDiscrete
+    >>> d = ReparameterizedDiscrete(dist.Poisson(jnp.array([1.0, 3.0])), truncation=20)
+    >>> d.support_window(), d.batch_shape
+    ((0, 20), (2,))
+    >>> d.sample(jax.random.PRNGKey(0)).shape
+    (2,)
 
     **References**
 

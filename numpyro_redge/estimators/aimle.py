@@ -104,6 +104,23 @@ class AIMLE(PerturbAndMAP):
     :param str noise: ``"gumbel"`` or ``"sum_of_gamma"``.
     :param int samples: the number of noise draws (see :class:`IMLE`).
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import AIMLE
+    >>> estimator = AIMLE(target_density=1.0)
+    >>> state = estimator.init_state()
+    >>> key = jax.random.PRNGKey(0)
+    >>> logits = jax.random.normal(jax.random.PRNGKey(1), (4, 6))
+    >>> estimator(key, logits, k=2, beta=state.beta).sum(-1).tolist()
+    [2.0, 2.0, 2.0, 2.0]
+    >>> def cost(logits, beta):
+    ...     return (estimator(key, logits, k=2, beta=beta) * jnp.arange(6.0)).sum()
+    >>> grad, density = jax.grad(cost, argnums=(0, 1))(logits, state.beta)
+    >>> state = estimator.update_state(state, density)  # after the backward pass
+    >>> grad.shape, jnp.shape(state.beta)
+    ((4, 6), ())
+
     **References**
 
     [1] `Adaptive Perturbation-Based Gradient Estimation for Discrete Latent Variable Models`,

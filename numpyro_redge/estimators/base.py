@@ -34,6 +34,16 @@ class Estimator:
     logits and raises a ``ValueError`` naming ``logits``; under ``jit`` (traced logits) and in
     :meth:`apply`, every row that has a NaN or ``+inf`` logit is NaN in the sample. Empty batches
     (a dimension of size 0) give empty samples and gradients.
+
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import StraightThrough
+    >>> estimator = StraightThrough()
+    >>> key, logits = jax.random.PRNGKey(0), jnp.zeros((4, 3))
+    >>> noise = estimator.sample_noise(key, logits)  # from the key
+    >>> bool(jnp.array_equal(estimator.apply(logits, *noise), estimator.apply(logits, *noise)))
+    True
     """
 
     #: Whether ``k > 1`` (k-subsets by top-k or exact sampling) is defined; see :class:`~numpyro_redge.KSubset`.

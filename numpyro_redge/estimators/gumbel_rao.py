@@ -66,13 +66,19 @@ class GumbelRao(Estimator):
     :param float temperature: the relaxation temperature :math:`\tau > 0`.
     :param int num_draws: the number :math:`M \ge 1` of conditional Gumbel draws.
 
-    Example::
+    **Example**
 
-        >>> import jax, jax.numpy as jnp
-        >>> from numpyro_redge import GumbelRao, OneHotCategorical
-        >>> d = OneHotCategorical(logits=jnp.zeros(3), estimator=GumbelRao(num_draws=10))
-        >>> sorted(d.sample(jax.random.PRNGKey(0)).tolist())
-        [0.0, 0.0, 1.0]
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import GumbelRao, OneHotCategorical
+    >>> key = jax.random.PRNGKey(0)
+    >>> value = OneHotCategorical(logits=jnp.zeros(3), estimator=GumbelRao(num_draws=10)).sample(key)
+    >>> sorted(value.tolist())
+    [0.0, 0.0, 1.0]
+    >>> def cost(logits):
+    ...     value = OneHotCategorical(logits=logits, estimator=GumbelRao(num_draws=10)).sample(key)
+    ...     return value @ jnp.array([1.0, 2.0, 3.0])
+    >>> bool(jnp.abs(jax.grad(cost)(jnp.zeros(3))).sum() > 0)
+    True
 
     **References**
 

@@ -44,9 +44,24 @@ class GumbelSoftmax(Estimator):
 
     :param float temperature: the relaxation temperature :math:`\tau > 0`.
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import GumbelSoftmax
+    >>> key, logits = jax.random.PRNGKey(0), jnp.zeros((4, 3), dtype=jnp.float16)
+    >>> sample = GumbelSoftmax(temperature=0.5)(key, logits)
+    >>> str(sample.dtype), sample.sum(-1).tolist()
+    ('float16', [1.0, 1.0, 1.0, 1.0])
+    >>> def cost(theta):
+    ...     return (GumbelSoftmax(temperature=0.5)(key, theta) * jnp.arange(3.0, dtype=jnp.float16)).sum()
+    >>> grad = jax.grad(cost)(logits)
+    >>> str(grad.dtype), grad.shape
+    ('float16', (4, 3))
+
     **References**
 
-    [1] `Categorical Reparameterization with Gumbel-Softmax`, Eric Jang, Shixiang Gu, Ben Poole (2017)
+    [1] `Categorical Reparameterization with Gumbel-Softmax`,
+        Eric Jang, Shixiang Gu, Ben Poole (ICLR 2017)
     [2] `The Concrete Distribution: A Continuous Relaxation of Discrete Random Variables`,
         Chris J. Maddison, Andriy Mnih, Yee Whye Teh (2017)
     """

@@ -106,6 +106,18 @@ class IMLE(PerturbAndMAP):
     :param int samples: the number of noise draws :math:`S \ge 1`; with :math:`S > 1` the output
         has a leading axis of size :math:`S` and the backward pass averages over it.
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import IMLE
+    >>> key = jax.random.PRNGKey(0)
+    >>> logits = jax.random.normal(jax.random.PRNGKey(1), (4, 6))
+    >>> subset = IMLE(temperature=1.0, lam=10.0)(key, logits, k=2)  # top-2 of the perturbed logits
+    >>> subset.shape, subset.sum(-1).tolist()
+    ((4, 6), [2.0, 2.0, 2.0, 2.0])
+    >>> jax.grad(lambda theta: (IMLE()(key, theta, k=2) * jnp.arange(6.0)).sum())(logits).shape
+    (4, 6)
+
     **References**
 
     [1] `Implicit MLE: Backpropagating Through Discrete Exponential Family Distributions`,

@@ -52,6 +52,18 @@ class MarginalStraightThrough(Estimator):
     ``k > 1`` the noise is one uniform per item, consumed by the exact sampler of
     :class:`~numpyro_redge.KSubset`.
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import MarginalStraightThrough
+    >>> key = jax.random.PRNGKey(0)
+    >>> subset = MarginalStraightThrough()(key, jnp.zeros(6), k=3)  # an exact draw
+    >>> float(subset.sum())
+    3.0
+    >>> grad = jax.grad(lambda theta: MarginalStraightThrough()(key, theta, k=3) @ jnp.arange(6.0))(jnp.zeros(6))
+    >>> bool(jnp.abs(grad).sum() > 0)
+    True
+
     **References**
 
     [1] `SIMPLE: A Gradient Estimator for k-Subset Sampling`, Kareem Ahmed, Zhe Zeng,

@@ -126,6 +126,18 @@ class ReDGE(Estimator):
         matched to the categorical's per-category variance, the reference's ``redge_cov``) or
         ``"rein"`` (ReinMax's correction on the last step, the reference's ``reindge``).
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import ReDGE
+    >>> key = jax.random.PRNGKey(0)
+    >>> logits = jax.random.normal(jax.random.PRNGKey(1), (5, 10))
+    >>> sample = ReDGE(num_steps=5, t1=0.5)(key, logits)
+    >>> sample.shape, sample.sum(-1).tolist()
+    ((5, 10), [1.0, 1.0, 1.0, 1.0, 1.0])
+    >>> jax.grad(lambda theta: ReDGE()(key, theta)[:, 0].sum())(logits).shape
+    (5, 10)
+
     **References**
 
     [1] `Categorical Reparameterization with Denoising Diffusion models`,

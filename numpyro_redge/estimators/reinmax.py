@@ -65,6 +65,18 @@ class ReinMax(Estimator):
 
     :param float temperature: the temperature :math:`\tau > 0` of :math:`\pi_{1/2}`.
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import ReinMax
+    >>> key, logits = jax.random.PRNGKey(0), jnp.zeros((2, 3))
+    >>> sample = ReinMax()(key, logits)
+    >>> sample.shape, sample.sum(-1).tolist()
+    ((2, 3), [1.0, 1.0])
+    >>> grad = jax.grad(lambda theta: (ReinMax()(key, theta) * jnp.array([0.0, 1.0, 2.0])).sum())(logits)
+    >>> grad.shape, bool(jnp.abs(grad).sum() > 0)
+    ((2, 3), True)
+
     **References**
 
     [1] `Bridging Discrete and Backpropagation: Straight-Through and Beyond`,

@@ -75,7 +75,16 @@ class RLOO(ScoreFunctionEstimator):
     with this estimator is an ordinary non-reparameterized site (``Trace_ELBO``: REINFORCE without a
     baseline; ``TraceGraph_ELBO``: its own baselines).
 
-    **Example**::
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import RLOO, OneHotCategorical
+    >>> site = OneHotCategorical(logits=jnp.zeros(3), estimator=RLOO())
+    >>> value = site.sample(jax.random.PRNGKey(0))
+    >>> site.has_rsample, float(value.sum())
+    (False, 1.0)
+
+    In a guide, fitted by ``ScoreFunction_ELBO``::
 
         guide_site = OneHotCategorical(logits=phi, estimator=RLOO())
         svi = SVI(model, guide, optax.adam(0.01), ScoreFunction_ELBO(num_particles=4))
@@ -84,7 +93,8 @@ class RLOO(ScoreFunctionEstimator):
 
     [1] `Buy 4 REINFORCE Samples, Get a Baseline for Free!`, Wouter Kool, Herke van Hoof, Max
         Welling (ICLR 2019 workshop)
-    [2] `Variational Inference for Monte Carlo Objectives`, Andriy Mnih, Danilo Rezende (ICML 2016)
+    [2] `Variational Inference for Monte Carlo Objectives`,
+        Andriy Mnih, Danilo Rezende (ICML 2016)
     """
 
     supports_subsets = True
@@ -112,7 +122,16 @@ class DisARM(ScoreFunctionEstimator):
     Outside ``ScoreFunction_ELBO`` the uniforms are independent and the site is an ordinary
     non-reparameterized one.
 
-    **Example**::
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import Bernoulli, DisARM
+    >>> site = Bernoulli(logits=jnp.zeros(4), estimator=DisARM())
+    >>> value = site.sample(jax.random.PRNGKey(0))
+    >>> site.has_rsample, value.shape, set(value.tolist()) <= {0.0, 1.0}
+    (False, (4,), True)
+
+    In a guide, fitted by ``ScoreFunction_ELBO``::
 
         guide_site = Bernoulli(logits=encoder(x), estimator=DisARM()).to_event(1)
         svi = SVI(model, guide, optax.adam(0.01), ScoreFunction_ELBO(num_particles=2))

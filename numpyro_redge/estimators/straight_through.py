@@ -43,10 +43,24 @@ class StraightThrough(Estimator):
     Unbiased for functions linear in :math:`D`; biased otherwise. The sample is drawn by inverse
     CDF with one uniform per row (no Gumbel draw per category).
 
+    **Example**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_redge import StraightThrough
+    >>> key, logits = jax.random.PRNGKey(0), jnp.array([0.5, -1.0, 2.0])
+    >>> cost = jnp.array([1.0, 2.0, 3.0])
+    >>> sample = StraightThrough()(key, logits)
+    >>> float(sample.sum()), set(sample.tolist()) <= {0.0, 1.0}
+    (1.0, True)
+    >>> grad = jax.grad(lambda theta: StraightThrough()(key, theta) @ cost)(logits)
+    >>> probs = jax.nn.softmax(logits)
+    >>> bool(jnp.allclose(grad, probs * (cost - probs @ cost)))  # J(pi) cost, whatever the sample
+    True
+
     **References**
 
-    [1] `Estimating or Propagating Gradients Through Stochastic Neurons for Conditional
-        Computation`, Yoshua Bengio, Nicholas Léonard, Aaron Courville (2013)
+    [1] `Estimating or Propagating Gradients Through Stochastic Neurons for Conditional Computation`,
+        Yoshua Bengio, Nicholas Léonard, Aaron Courville (2013)
     """
 
     def sample_noise(self, key, logits, k=1):

@@ -24,6 +24,21 @@ class Bernoulli(EstimatorSampling, host.Bernoulli):
     :param torch.Tensor logits: the log-odds of a one.
     :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
         ``ReinMax()`` (:data:`~pyro_redge.estimators.DEFAULT_ESTIMATOR`).
+
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import Bernoulli
+    >>> probs = torch.tensor([0.2, 0.9], requires_grad=True)
+    >>> d = Bernoulli(probs=probs)
+    >>> b = d.rsample()
+    >>> b.shape, set(b.tolist()) <= {0.0, 1.0}
+    (torch.Size([2]), True)
+    >>> torch.allclose(d.log_prob(torch.tensor([1.0, 0.0])), torch.tensor([0.2, 0.1]).log())
+    True
+    >>> b.sum().backward()
+    >>> probs.grad.shape
+    torch.Size([2])
     """
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -36,6 +51,7 @@ class Bernoulli(EstimatorSampling, host.Bernoulli):
         super().__init__(probs=probs, logits=logits, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
+        """The same class with expanded parameters, keeping the estimator."""
         new = self._get_checked_instance(Bernoulli, _instance)
         new.estimator = self.estimator
         new._parameterized_by_logits = self._parameterized_by_logits

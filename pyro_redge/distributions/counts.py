@@ -67,6 +67,21 @@ class Poisson(_HostParameters, ReparameterizedDiscrete):
     .. math:: p(n) \propto \frac{\lambda^n e^{-\lambda}}{n!}, \qquad n \in \{L, \dots, K\}.
 
     :param rate: the rate :math:`\lambda \ge 0` (a zero rate puts all the mass on 0).
+
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import Poisson
+    >>> rate = torch.tensor(4.0, requires_grad=True)
+    >>> d = Poisson(rate)
+    >>> d.support_window()  # both tails below tail_mass = 1e-6
+    (0, 17)
+    >>> n = d.rsample((3,))
+    >>> n.shape, bool((n == n.round()).all()), bool(d.dropped_mass() < 1e-6)
+    (torch.Size([3]), True, True)
+    >>> n.sum().backward()
+    >>> rate.grad.shape
+    torch.Size([])
     """
 
     arg_constraints = host.Poisson.arg_constraints
@@ -155,6 +170,14 @@ class Binomial(_HostParameters, ReparameterizedDiscrete):
     :param total_count: the number of trials :math:`n` (a non-negative integer, or an array of them).
     :param probs: the success probability, in [0, 1].
     :param logits: the log-odds of success.
+
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import Binomial
+    >>> n = Binomial(10, probs=torch.tensor([0.3, 0.8])).rsample((4,))
+    >>> n.shape, bool(((n >= 0) & (n <= 10) & (n == n.round())).all())
+    (torch.Size([4, 2]), True)
     """
 
     arg_constraints = host.Binomial.arg_constraints
@@ -207,6 +230,16 @@ class Geometric(_HostParameters, ReparameterizedDiscrete):
 
     :param probs: the success probability, in (0, 1].
     :param logits: the log-odds of success.
+
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import Geometric
+    >>> d = Geometric(probs=torch.tensor(0.5))
+    >>> d.support_window()  # P(N > 19) = 0.5 ** 20 < 1e-6
+    (0, 19)
+    >>> d.rsample((3,)).shape
+    torch.Size([3])
     """
 
     arg_constraints = host.Geometric.arg_constraints
@@ -258,6 +291,14 @@ class NegativeBinomial(_HostParameters, ReparameterizedDiscrete):
         :math:`r = 0` puts all the mass on 0), :math:`r > 0` in NumPyro (each host's own constraint).
     :param probs: the success probability, in [0, 1).
     :param logits: the log-odds of success.
+
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import NegativeBinomial
+    >>> n = NegativeBinomial(total_count=3.0, probs=torch.tensor([0.2, 0.6])).rsample((4,))
+    >>> n.shape, bool(((n >= 0) & (n == n.round())).all())
+    (torch.Size([4, 2]), True)
     """
 
     arg_constraints = host.NegativeBinomial.arg_constraints

@@ -111,6 +111,19 @@ class KSubset(EstimatorSampling, TorchDistribution):
     :param beta: AIMLE's current :math:`\beta` (a number or a 0-dimensional tensor), only with
         an ``AIMLE`` estimator; default its ``initial_beta``.
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import KSubset
+    >>> d = KSubset(torch.zeros(5), k=2)
+    >>> z = d.rsample()
+    >>> z.sum().item()
+    2.0
+    >>> torch.allclose(d.marginals, torch.full((5,), 0.4))
+    True
+    >>> torch.allclose(d.log_prob(z), -torch.tensor(10.0).log())  # one of the 10 subsets
+    True
+
     **References**
 
     [1] `Adaptive Perturbation-Based Gradient Estimation for Discrete Latent Variable Models`,
@@ -146,6 +159,7 @@ class KSubset(EstimatorSampling, TorchDistribution):
         return _KHot(self.k)
 
     def expand(self, batch_shape, _instance=None):
+        """The same class with expanded logits, keeping ``k`` and the estimator."""
         new = self._get_checked_instance(KSubset, _instance)
         batch_shape = torch.Size(batch_shape)
         new.logits = self.logits.expand(batch_shape + self.event_shape)

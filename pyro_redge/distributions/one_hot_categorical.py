@@ -37,6 +37,21 @@ class OneHotCategorical(EstimatorSampling, host.OneHotCategorical):
 
     Under validation the parameters are checked in float32 at least: torch checks the probabilities
     derived from float16 or bfloat16 logits in that precision, and refuses a few percent of valid ones.
+
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import OneHotCategorical, ReinMax
+    >>> logits = torch.zeros(3, requires_grad=True)
+    >>> d = OneHotCategorical(logits=logits, estimator=ReinMax())
+    >>> z = d.rsample((2,))
+    >>> z.shape, z.sum(-1).tolist()
+    (torch.Size([2, 3]), [1.0, 1.0])
+    >>> torch.allclose(d.log_prob(z), -torch.tensor(3.0).log())
+    True
+    >>> (z @ torch.tensor([1.0, 2.0, 3.0])).sum().backward()  # the gradient flows through the sample
+    >>> bool(logits.grad.abs().sum() > 0)
+    True
     """
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
@@ -67,6 +82,7 @@ class OneHotCategorical(EstimatorSampling, host.OneHotCategorical):
             self._validate_args = validate
 
     def expand(self, batch_shape, _instance=None):
+        """The same class with expanded parameters, keeping the estimator."""
         new = self._get_checked_instance(OneHotCategorical, _instance)
         new.estimator = self.estimator
         new._parameterized_by_logits = self._parameterized_by_logits

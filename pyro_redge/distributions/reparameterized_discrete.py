@@ -181,9 +181,6 @@ class ReparameterizedDiscrete(EstimatorSampling, TorchDistribution):
     instead of returning ``-inf``, so that an ELBO stays finite; the difference is bounded by the
     dropped mass.
 
-    :param base: a host discrete distribution with an integer support and empty event shape.
-    :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
-        ``ReinMax()`` (:data:`~pyro_redge.estimators.DEFAULT_ESTIMATOR`).
     **Limits.** No support exceeds ``max_support`` values (``K − l + 1``; default
     :data:`redge_core.support.DEFAULT_MAX_SUPPORT`, 10⁶): a request that would need more (a
     ``truncation=`` beyond it, or parameters whose window reaches beyond it, such as
@@ -198,10 +195,24 @@ class ReparameterizedDiscrete(EstimatorSampling, TorchDistribution):
     the support exactly (float16 up to 2048, bfloat16 up to 256), else in float32. An empty batch
     gives empty results.
 
+    :param base: a host discrete distribution with an integer support and empty event shape.
+    :param estimator: a gradient estimator from :mod:`pyro_redge.estimators`; default
+        ``ReinMax()`` (:data:`~pyro_redge.estimators.DEFAULT_ESTIMATOR`).
     :param truncation: the largest value kept ``K``, or the window ``(L, K)``, or ``None`` to choose
         the window from ``tail_mass``.
     :param float tail_mass: the largest mass each tail may drop, in ``[1e-12, 1)``.
     :param int max_support: the largest number of values the support may keep (default 10⁶).
+
+    **Example**
+
+    >>> import torch
+    >>> import pyro.distributions as dist
+    >>> from pyro_redge import ReparameterizedDiscrete
+    >>> d = ReparameterizedDiscrete(dist.Poisson(torch.tensor([1.0, 3.0])), truncation=20)
+    >>> d.support_window(), d.batch_shape
+    ((0, 20), torch.Size([2]))
+    >>> d.rsample().shape
+    torch.Size([2])
 
     **References**
 
@@ -250,6 +261,8 @@ class ReparameterizedDiscrete(EstimatorSampling, TorchDistribution):
         return torch.Size(torch.broadcast_shapes(*shapes)), torch.Size()
 
     def expand(self, batch_shape, _instance=None):
+        """The same class over the expanded base, keeping the estimator, the truncation and the
+        support window."""
         new = self._get_checked_instance(ReparameterizedDiscrete, _instance)
         new.base = self.base.expand(batch_shape)
         new.estimator = self.estimator

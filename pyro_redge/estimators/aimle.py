@@ -103,6 +103,22 @@ class AIMLE(PerturbAndMAP):
     :param str noise: ``"gumbel"`` or ``"sum_of_gamma"``.
     :param int samples: the number of noise draws (see :class:`IMLE`).
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import AIMLE
+    >>> estimator = AIMLE(target_density=1.0)
+    >>> state = estimator.init_state()
+    >>> logits = torch.randn(4, 6, requires_grad=True)
+    >>> beta = state.beta.clone().requires_grad_()
+    >>> subset = estimator(logits, k=2, beta=beta)
+    >>> subset.sum(-1).tolist()
+    [2.0, 2.0, 2.0, 2.0]
+    >>> (subset * torch.arange(6.0)).sum().backward()
+    >>> state = estimator.update_state(state, beta.grad)  # after the backward pass
+    >>> logits.grad.shape, state.beta.shape
+    (torch.Size([4, 6]), torch.Size([]))
+
     **References**
 
     [1] `Adaptive Perturbation-Based Gradient Estimation for Discrete Latent Variable Models`,

@@ -35,6 +35,16 @@ class Estimator:
     :meth:`apply` (the hot path with the noise given), nothing synchronises and every row that has
     a NaN or ``+inf`` logit is NaN in the sample. Empty batches (a dimension of size 0) give empty
     samples and gradients.
+
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import StraightThrough
+    >>> estimator = StraightThrough()
+    >>> logits = torch.zeros(4, 3)
+    >>> noise = estimator.sample_noise(logits)  # from PyTorch's global generator
+    >>> torch.equal(estimator.apply(logits, *noise), estimator.apply(logits, *noise))
+    True
     """
 
     #: Whether ``k > 1`` (k-subsets by top-k or exact sampling) is defined; see :class:`~pyro_redge.KSubset`.

@@ -59,14 +59,17 @@ class GumbelRao(Estimator):
     :param float temperature: the relaxation temperature :math:`\tau > 0`.
     :param int num_draws: the number :math:`M \ge 1` of conditional Gumbel draws.
 
-    Example::
+    **Example**
 
-        >>> import torch
-        >>> from pyro_redge import GumbelRao, OneHotCategorical
-        >>> logits = torch.zeros(3, requires_grad=True)
-        >>> value = OneHotCategorical(logits=logits, estimator=GumbelRao(num_draws=10)).rsample()
-        >>> sorted(value.tolist())
-        [0.0, 0.0, 1.0]
+    >>> import torch
+    >>> from pyro_redge import GumbelRao, OneHotCategorical
+    >>> logits = torch.zeros(3, requires_grad=True)
+    >>> value = OneHotCategorical(logits=logits, estimator=GumbelRao(num_draws=10)).rsample()
+    >>> sorted(value.tolist())
+    [0.0, 0.0, 1.0]
+    >>> (value @ torch.tensor([1.0, 2.0, 3.0])).backward()
+    >>> bool(logits.grad.abs().sum() > 0)
+    True
 
     **References**
 

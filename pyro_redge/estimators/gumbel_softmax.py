@@ -38,9 +38,22 @@ class GumbelSoftmax(Estimator):
 
     :param float temperature: the relaxation temperature :math:`\tau > 0`.
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import GumbelSoftmax
+    >>> logits = torch.zeros(4, 3, dtype=torch.float16, requires_grad=True)
+    >>> sample = GumbelSoftmax(temperature=0.5)(logits)
+    >>> sample.dtype, sample.sum(-1).tolist()
+    (torch.float16, [1.0, 1.0, 1.0, 1.0])
+    >>> (sample * torch.arange(3.0, dtype=torch.float16)).sum().backward()
+    >>> logits.grad.dtype, logits.grad.shape
+    (torch.float16, torch.Size([4, 3]))
+
     **References**
 
-    [1] `Categorical Reparameterization with Gumbel-Softmax`, Eric Jang, Shixiang Gu, Ben Poole (2017)
+    [1] `Categorical Reparameterization with Gumbel-Softmax`,
+        Eric Jang, Shixiang Gu, Ben Poole (ICLR 2017)
     [2] `The Concrete Distribution: A Continuous Relaxation of Discrete Random Variables`,
         Chris J. Maddison, Andriy Mnih, Yee Whye Teh (2017)
     """

@@ -112,6 +112,18 @@ class IMLE(PerturbAndMAP):
     :param int samples: the number of noise draws :math:`S \ge 1`; with :math:`S > 1` the output
         has a leading axis of size :math:`S` and the backward pass averages over it.
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import IMLE
+    >>> logits = torch.randn(4, 6, requires_grad=True)
+    >>> subset = IMLE(temperature=1.0, lam=10.0)(logits, k=2)  # top-2 of the perturbed logits
+    >>> subset.shape, subset.sum(-1).tolist()
+    (torch.Size([4, 6]), [2.0, 2.0, 2.0, 2.0])
+    >>> (subset * torch.arange(6.0)).sum().backward()
+    >>> logits.grad.shape
+    torch.Size([4, 6])
+
     **References**
 
     [1] `Implicit MLE: Backpropagating Through Discrete Exponential Family Distributions`,

@@ -41,6 +41,18 @@ class MarginalStraightThrough(Estimator):
     ``k > 1`` the noise is one uniform per item, consumed by the exact sampler of
     :class:`~pyro_redge.KSubset`.
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import MarginalStraightThrough
+    >>> logits = torch.zeros(6, requires_grad=True)
+    >>> subset = MarginalStraightThrough()(logits, k=3)  # an exact draw
+    >>> subset.sum().item()
+    3.0
+    >>> (subset @ torch.arange(6.0)).backward()
+    >>> bool(logits.grad.abs().sum() > 0)
+    True
+
     **References**
 
     [1] `SIMPLE: A Gradient Estimator for k-Subset Sampling`, Kareem Ahmed, Zhe Zeng,

@@ -124,6 +124,18 @@ class ReDGE(Estimator):
         matched to the categorical's per-category variance, the reference's ``redge_cov``) or
         ``"rein"`` (ReinMax's correction on the last step, the reference's ``reindge``).
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import ReDGE
+    >>> logits = torch.randn(5, 10, requires_grad=True)
+    >>> sample = ReDGE(num_steps=5, t1=0.5)(logits)
+    >>> sample.shape, sample.sum(-1).tolist()
+    (torch.Size([5, 10]), [1.0, 1.0, 1.0, 1.0, 1.0])
+    >>> sample[:, 0].sum().backward()
+    >>> logits.grad.shape
+    torch.Size([5, 10])
+
     **References**
 
     [1] `Categorical Reparameterization with Denoising Diffusion models`,

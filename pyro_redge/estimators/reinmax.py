@@ -72,6 +72,18 @@ class ReinMax(Estimator):
 
     :param float temperature: the temperature :math:`\tau > 0` of :math:`\pi_{1/2}`.
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import ReinMax
+    >>> logits = torch.zeros(2, 3, requires_grad=True)
+    >>> sample = ReinMax()(logits)
+    >>> sample.shape, sample.sum(-1).tolist()
+    (torch.Size([2, 3]), [1.0, 1.0])
+    >>> (sample * torch.tensor([0.0, 1.0, 2.0])).sum().backward()
+    >>> logits.grad.shape, bool(logits.grad.abs().sum() > 0)
+    (torch.Size([2, 3]), True)
+
     **References**
 
     [1] `Bridging Discrete and Backpropagation: Straight-Through and Beyond`,

@@ -67,7 +67,16 @@ class RLOO(ScoreFunctionEstimator):
     with this estimator is an ordinary non-reparameterized site (``Trace_ELBO``: REINFORCE without a
     baseline; ``TraceGraph_ELBO``: its own baselines).
 
-    **Example**::
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import RLOO, OneHotCategorical
+    >>> site = OneHotCategorical(logits=torch.zeros(3, requires_grad=True), estimator=RLOO())
+    >>> value = site.sample()
+    >>> site.has_rsample, value.sum().item(), value.requires_grad
+    (False, 1.0, False)
+
+    In a guide, fitted by ``ScoreFunction_ELBO``::
 
         guide_site = OneHotCategorical(logits=phi, estimator=RLOO())
         svi = SVI(model, guide, Adam({"lr": 0.01}), ScoreFunction_ELBO(num_particles=4))
@@ -76,7 +85,8 @@ class RLOO(ScoreFunctionEstimator):
 
     [1] `Buy 4 REINFORCE Samples, Get a Baseline for Free!`, Wouter Kool, Herke van Hoof, Max
         Welling (ICLR 2019 workshop)
-    [2] `Variational Inference for Monte Carlo Objectives`, Andriy Mnih, Danilo Rezende (ICML 2016)
+    [2] `Variational Inference for Monte Carlo Objectives`,
+        Andriy Mnih, Danilo Rezende (ICML 2016)
     """
 
     supports_subsets = True
@@ -104,7 +114,16 @@ class DisARM(ScoreFunctionEstimator):
     Outside ``ScoreFunction_ELBO`` the uniforms are independent and the site is an ordinary
     non-reparameterized one.
 
-    **Example**::
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import Bernoulli, DisARM
+    >>> site = Bernoulli(logits=torch.zeros(4), estimator=DisARM())
+    >>> value = site.sample()
+    >>> site.has_rsample, value.shape, set(value.tolist()) <= {0.0, 1.0}
+    (False, torch.Size([4]), True)
+
+    In a guide, fitted by ``ScoreFunction_ELBO``::
 
         guide_site = Bernoulli(logits=encoder(x), estimator=DisARM()).to_event(1)
         svi = SVI(model, guide, Adam({"lr": 0.01}), ScoreFunction_ELBO(num_particles=2))

@@ -37,10 +37,24 @@ class StraightThrough(Estimator):
     Unbiased for functions linear in :math:`D`; biased otherwise. The sample is drawn by inverse
     CDF with one uniform per row (no Gumbel draw per category).
 
+    **Example**
+
+    >>> import torch
+    >>> from pyro_redge import StraightThrough
+    >>> logits = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    >>> cost = torch.tensor([1.0, 2.0, 3.0])
+    >>> sample = StraightThrough()(logits)
+    >>> sample.sum().item(), set(sample.tolist()) <= {0.0, 1.0}
+    (1.0, True)
+    >>> (sample @ cost).backward()
+    >>> probs = logits.detach().softmax(-1)
+    >>> torch.allclose(logits.grad, probs * (cost - probs @ cost))  # J(pi) cost, whatever the sample
+    True
+
     **References**
 
-    [1] `Estimating or Propagating Gradients Through Stochastic Neurons for Conditional
-        Computation`, Yoshua Bengio, Nicholas Léonard, Aaron Courville (2013)
+    [1] `Estimating or Propagating Gradients Through Stochastic Neurons for Conditional Computation`,
+        Yoshua Bengio, Nicholas Léonard, Aaron Courville (2013)
     """
 
     def sample_noise(self, logits, k=1):
