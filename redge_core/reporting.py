@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from redge_core import corpus as redge_corpus
+from redge_core.topic_models import SCORE_FUNCTION_PARTICLES
 
 # Model names of the rows, with the title of their plot panel.
 PANELS = {
@@ -96,6 +97,9 @@ def print_topic_results(results, topics_shown=8, file=None):
         numbers = f"{row['perplexity']:10.1f} {row['coherence']:7.3f} "
         numbers += f"{row['seconds_per_epoch']:8.2f}" if whole else f"{row['steps']:6d} {row['seconds_per_step']:7.3f}"
         say(f"  {row['host']:8s} {row['fit']:28s} {numbers}")
+    if any(row["fit"].endswith("[RLOO]") for row in results):
+        samples = SCORE_FUNCTION_PARTICLES
+        say(f"  (RLOO rows: {samples} samples, so {samples} decoder passes, per document and step)")
     for host_name in dict.fromkeys(row["host"] for row in results):
         for model_name in dict.fromkeys(row["model"] for row in results):
             fits = [row for row in results if row["host"] == host_name and row["model"] == model_name]
