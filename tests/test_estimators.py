@@ -635,7 +635,7 @@ def test_hyperparameters_and_logits_at_their_edges(backend):
 
 def test_the_default_estimator_is_reinmax_everywhere_in_both_hosts(backend):
     """One default, defined once (redge_core.estimator_options.DEFAULT_ESTIMATOR), chosen by the
-    gradient-quality measurements above (README, "Estimators"); KSubset keeps its exact sampler."""
+    gradient-quality measurements above (docs/choosing_an_estimator.md); KSubset keeps its exact sampler."""
     import inspect
 
     from redge_core.estimator_options import DEFAULT_ESTIMATOR
