@@ -41,7 +41,9 @@ def _fit_pair(backend, make, corpus):
             progress=False,
         )
         assert np.isfinite(history["loss_per_token"]).all()
-        fitted[name] = (topic_model, topic_model.held_out_bound_per_token(held_out))
+        # The topics now: Pyro's models read their parameters from the global store, which the
+        # next fit clears.
+        fitted[name] = (topic_model, topic_model.held_out_bound_per_token(held_out), topic_model.topics())
     _assert_held_out_chunks_add_up(topic_model, held_out, fitted[name][1])
     return fitted
 
@@ -69,15 +71,17 @@ def test_lda_with_reinmax_assignments_nears_exact_enumeration(backend, report):
         lambda estimator, **options: LDA(cases.TOPIC_VOCABULARY, 4, estimator, concentration=0.3, **options),
         corpus,
     )
-    recovery = {name: redge_corpus.topic_recovery(model.topics(), topics) for name, (model, _) in fitted.items()}
+    recovery = {name: redge_corpus.topic_recovery(fit[2], topics) for name, fit in fitted.items()}
     gap = fitted["baseline"][1] - fitted["reinmax"][1]
     report(
         f"{backend} LDA synthetic: topic recovery ReinMax {recovery['reinmax']:.3f}, "
         f"TraceEnum_ELBO {recovery['baseline']:.3f}; held-out bound per token {fitted['reinmax'][1]:.3f} "
         f"vs {fitted['baseline'][1]:.3f} (gap {gap:.3f})"
     )
-    assert [model.label for model, _ in fitted.values()] == ["LDA[ReinMax]", "LDA[TraceEnum_ELBO]"]
+    assert [fit[0].label for fit in fitted.values()] == ["LDA[ReinMax]", "LDA[TraceEnum_ELBO]"]
     assert recovery["baseline"] > cases.LDA_ENUMERATION_RECOVERY
+    # Measured 0.809 Pyro / 0.818 NumPyro (the guide's logits include log β since 0.2).
+    assert recovery["reinmax"] > cases.LDA_ENUMERATION_RECOVERY
     assert gap < cases.LDA_REINMAX_GAP_BOUND
 
 
