@@ -7,8 +7,9 @@ enumeration (``TraceEnum_ELBO``) or by REINFORCE (``TraceGraph_ELBO``) from the 
   network (a product of experts), so that enumeration is out of reach;
 - :class:`ProdLDA`: continuous (logistic-normal) topic proportions with the discrete-code
   model's decoder, the baseline users know from Pyro's ProdLDA tutorial;
-- :class:`PoissonTopicModel`: topic counts per document as :class:`~pyro_redge.Poisson`
-  (the generalized Gumbel-softmax use case).
+- :class:`PoissonTopicModel`: integer topic counts per document (Poisson factorisation), each
+  count a one-hot over its truncated window sampled by our estimators, started from a Poisson
+  NMF of the corpus (:func:`redge_core.poisson_topics.poisson_nmf`).
 
 :func:`fit` runs the training loop with a progress bar; corpora and metrics come from
 :mod:`redge_core.corpus`.
