@@ -58,6 +58,19 @@ def check_redge(num_steps, t1, variant):
     check_choice("variant", variant, REDGE_VARIANTS)
 
 
+def check_exact_redge(num_steps, t1, variant, num_chains):
+    """ExactReDGE's hyperparameters: ReDGE's (:func:`check_redge`) and the number of chains
+    ``num_chains``, an integer ≥ 1, and ≥ 2 for the ``rein`` variant (its correction needs chains
+    coupled to the sample: with one chain, independent of it, its bias grew tenfold)."""
+    check_redge(num_steps, t1, variant)
+    check_positive_integer("num_chains", num_chains)
+    if variant == "rein" and num_chains < 2:
+        raise ValueError(
+            f"num_chains must be an integer >= 2 with variant='rein' (one chain is independent of the exact "
+            f"sample, and the rein correction then biases the gradient), got {num_chains!r}"
+        )
+
+
 def check_perturbation(temperature, noise, samples):
     """What IMLE and AIMLE share: the noise ``temperature`` (> 0), the ``noise`` (one of
     :data:`NOISES`) and the number of noise draws ``samples`` (an integer ≥ 1)."""

@@ -13,8 +13,25 @@ ESTIMATORS = {
     "redge_cov": ("ReDGE", {"variant": "cov"}),
     "redge_rein": ("ReDGE", {"variant": "rein"}),
 }
-# Estimators whose hard samples are exactly Cat(softmax θ).
-EXACT_LAW = ["straight_through", "gumbel_softmax", "gumbel_rao", "reinmax", "reinmax_t2"]
+# ExactReDGE (ReDGE's backward pass with exact hard samples), id -> (class name, keyword arguments).
+# A table of its own rather than rows of ESTIMATORS, whose every row runs through the whole suite (SVI,
+# counts, distributions, properties): R chains per draw would add minutes. Its tests are in
+# tests/test_estimators.py (law, the weighted-sum formula, edges, bias and variance) and tests/parity.
+# The variants run 4 chains of 3 steps, enough for their formula and parity checks (JAX's compile time
+# grows with the steps).
+EXACT_REDGE = {
+    "exact_redge": ("ExactReDGE", {}),
+    "exact_redge_rein": ("ExactReDGE", {"variant": "rein", "num_chains": 4, "num_steps": 3}),
+    "exact_redge_cov": ("ExactReDGE", {"variant": "cov", "num_chains": 4, "num_steps": 3}),
+}
+# ExactReDGE's relative gradient bias may exceed ReDGE's by this much: its docstring's bound, from the
+# measurements at the default chain and R = 16 (-0.012 to +0.016; the self-normalisation bias falls as 1/R).
+EXACT_REDGE_BIAS_EXCESS = 0.02
+# Estimators whose hard samples are exactly Cat(softmax θ), as LAW_ESTIMATORS builds them. The law
+# test's ExactReDGE runs one chain: its sample is drawn from the uniform alone, whatever the chains (the
+# formula test checks that at R = 16), and 16 chains would draw 32 million Gaussians for nothing.
+LAW_ESTIMATORS = {**ESTIMATORS, "exact_redge": ("ExactReDGE", {"num_chains": 1})}
+EXACT_LAW = ["straight_through", "gumbel_softmax", "gumbel_rao", "reinmax", "reinmax_t2", "exact_redge"]
 REDGE_SETTINGS = {  # id -> ReDGE keyword arguments, the reference function and its arguments
     "redge_5_0.5": ({"num_steps": 5, "t1": 0.5}, "redge"),
     "redge_3_0.5": ({"num_steps": 3, "t1": 0.5}, "redge"),
@@ -47,6 +64,12 @@ BAD_ESTIMATOR_ARGUMENTS = [
     ("ReDGE", {"t1": 1.0}, "t1"),
     ("ReDGE", {"t1": 1.5}, "t1"),
     ("ReDGE", {"variant": "median"}, "variant"),
+    ("ExactReDGE", {"num_chains": 0}, "num_chains"),
+    ("ExactReDGE", {"num_chains": 2.5}, "num_chains"),
+    ("ExactReDGE", {"variant": "rein", "num_chains": 1}, "num_chains"),
+    ("ExactReDGE", {"t1": 1.0}, "t1"),
+    ("ExactReDGE", {"num_steps": 1}, "num_steps"),
+    ("ExactReDGE", {"variant": "median"}, "variant"),
 ]
 
 # A small model for the SVI tests: prior and a likelihood table linear in the one-hot value.
@@ -293,15 +316,18 @@ RELAX_CASES = {
 # keyword arguments, subset sizes k).
 EDGE_ESTIMATORS = {
     **{estimator_id: (name, kwargs, (1,)) for estimator_id, (name, kwargs) in ESTIMATORS.items()},
+    **{estimator_id: (name, kwargs, (1,)) for estimator_id, (name, kwargs) in EXACT_REDGE.items()},
     **{estimator_id: (name, kwargs, (1, 2)) for estimator_id, (name, kwargs) in SUBSET_ESTIMATORS.items()},
 }
 EDGE_CASES = [(estimator_id, k) for estimator_id, (_, _, sizes) in EDGE_ESTIMATORS.items() for k in sizes]
 # Batch shapes at the edge: an empty batch and a 0-dimensional batch shape (one row, 5 categories).
 EDGE_SHAPES = [(0, 5), (5,)]
 # One case per estimator class and subset size (the variants share these code paths), for the
-# edge tests that compile one program per shape in JAX.
+# edge tests that compile one program per shape in JAX. ExactReDGE's edges are checked by compiled
+# programs in tests/test_estimators.py (uncompiled, its R chains cost seconds per case in JAX).
 EDGE_CLASS_CASES = [
     (estimator_id, k)
     for estimator_id, k in EDGE_CASES
     if estimator_id not in ("reinmax_t2", "redge_rein", "imle_sum_of_gamma", "aimle_one_sided")
+    and estimator_id not in EXACT_REDGE
 ]

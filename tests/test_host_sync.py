@@ -36,7 +36,7 @@ def _count_distributions(backend, estimator):
 
 
 def test_estimators_and_distributions_never_wait_for_the_device(backend):
-    categorical = _estimators(backend, cases.ESTIMATORS)
+    categorical = _estimators(backend, {**cases.ESTIMATORS, "exact_redge": cases.EXACT_REDGE["exact_redge"]})
     subset = _estimators(backend, cases.SUBSET_ESTIMATORS)
     counts = _count_distributions(backend, backend.lib.ReinMax())
     keys = backend.rng(0)

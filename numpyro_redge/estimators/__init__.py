@@ -4,7 +4,7 @@ from numpyro_redge.estimators.gumbel_rao import GumbelRao
 from numpyro_redge.estimators.gumbel_softmax import GumbelSoftmax
 from numpyro_redge.estimators.imle import IMLE
 from numpyro_redge.estimators.marginal_straight_through import MarginalStraightThrough
-from numpyro_redge.estimators.redge import ReDGE
+from numpyro_redge.estimators.redge import ExactReDGE, ReDGE
 from numpyro_redge.estimators.reinmax import ReinMax
 from numpyro_redge.estimators.score_function import RLOO, DisARM
 from numpyro_redge.estimators.straight_through import StraightThrough
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_ESTIMATOR",
     "DisARM",
     "Estimator",
+    "ExactReDGE",
     "GumbelRao",
     "GumbelSoftmax",
     "IMLE",

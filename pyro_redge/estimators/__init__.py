@@ -4,7 +4,7 @@ from pyro_redge.estimators.gumbel_rao import GumbelRao
 from pyro_redge.estimators.gumbel_softmax import GumbelSoftmax
 from pyro_redge.estimators.imle import IMLE
 from pyro_redge.estimators.marginal_straight_through import MarginalStraightThrough
-from pyro_redge.estimators.redge import ReDGE
+from pyro_redge.estimators.redge import ExactReDGE, ReDGE
 from pyro_redge.estimators.reinmax import ReinMax
 from pyro_redge.estimators.score_function import RLOO, DisARM
 from pyro_redge.estimators.straight_through import StraightThrough
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_ESTIMATOR",
     "DisARM",
     "Estimator",
+    "ExactReDGE",
     "GumbelRao",
     "GumbelSoftmax",
     "IMLE",

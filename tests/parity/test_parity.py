@@ -29,19 +29,30 @@ def draw_noise(estimator, rng, shape):
         return (rng.normal(size=shape), uniform)
     if isinstance(estimator, pyro_redge.GumbelRao):
         return (uniform, rng.exponential(size=(estimator.num_draws,) + shape))
+    if isinstance(estimator, pyro_redge.ExactReDGE):
+        return (uniform, rng.normal(size=(estimator.num_chains,) + shape))
     return (uniform,)
 
 
-def both(estimator_id):
-    name, kwargs = cases.ESTIMATORS[estimator_id]
+def both(estimator_id, table=cases.ESTIMATORS):
+    name, kwargs = table[estimator_id]
     return getattr(pyro_redge, name)(**kwargs), getattr(numpyro_redge, name)(**kwargs)
 
 
 @pytest.mark.parametrize("shape", [(7, 10), (2, 3, 5), (4, 2)])
 @pytest.mark.parametrize("estimator_id", list(cases.ESTIMATORS))
 def test_same_noise_gives_same_sample_and_gradient(estimator_id, shape):
+    check_same_noise_gives_same_sample_and_gradient(*both(estimator_id), shape)
+
+
+@pytest.mark.parametrize("estimator_id", list(cases.EXACT_REDGE))
+def test_exact_redge_same_noise_gives_same_sample_and_gradient(estimator_id):
+    """ExactReDGE's variants, on one shape: the chains' code is ReDGE's, checked on every shape above."""
+    check_same_noise_gives_same_sample_and_gradient(*both(estimator_id, cases.EXACT_REDGE), (2, 3, 5))
+
+
+def check_same_noise_gives_same_sample_and_gradient(torch_estimator, jax_estimator, shape):
     rng = np.random.default_rng(0)
-    torch_estimator, jax_estimator = both(estimator_id)
     logits = 2 * rng.normal(size=shape)
     logits[..., 0] = -np.inf  # a masked category in every row
     cotangent = rng.normal(size=shape)
