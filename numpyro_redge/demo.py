@@ -21,7 +21,8 @@ def topic_model_demo(train, held_out, num_topics, budgets, device=None, progress
     :param train: the training :class:`~redge_core.corpus.Corpus`.
     :param held_out: the held-out corpus of the perplexity.
     :param int num_topics: LDA's number of topics.
-    :param dict budgets: ``{"lda": (epochs, max_steps, evaluate_every), "codes": (...)}``.
+    :param dict budgets: ``{"lda": (epochs, max_steps, evaluate_every), "codes": (...), "prodlda": (...)}``;
+        a model without a budget is not fitted (``redge demo --quick`` leaves ProdLDA out).
     :param device: ignored (JAX computes on its default device); accepted so that both hosts'
         demos take the same arguments.
     :param bool progress: show a progress bar per fit.
@@ -35,7 +36,7 @@ def topic_model_demo(train, held_out, num_topics, budgets, device=None, progress
             "lda": [
                 LDA(vocabulary_size, num_topics, estimator, initial_topics=topics) for estimator in (ReinMax(), None)
             ],
-            "codes": [DiscreteCodeTopicModel(vocabulary_size, 4, 8, estimator) for estimator in (ReinMax(), RLOO())]
-            + [ProdLDA(vocabulary_size, 4 * 8)],
+            "codes": [DiscreteCodeTopicModel(vocabulary_size, 4, 8, estimator) for estimator in (ReinMax(), RLOO())],
+            "prodlda": [ProdLDA(vocabulary_size, 4 * 8)],
         }
         return run_demo(HOST_NAME, topic_models, fit, train, held_out, budgets, progress, data_parallel)

@@ -21,7 +21,8 @@ def topic_model_demo(train, held_out, num_topics, budgets, device="cpu", progres
     :param train: the training :class:`~redge_core.corpus.Corpus`.
     :param held_out: the held-out corpus of the perplexity.
     :param int num_topics: LDA's number of topics.
-    :param dict budgets: ``{"lda": (epochs, max_steps, evaluate_every), "codes": (...)}``.
+    :param dict budgets: ``{"lda": (epochs, max_steps, evaluate_every), "codes": (...), "prodlda": (...)}``;
+        a model without a budget is not fitted (``redge demo --quick`` leaves ProdLDA out).
     :param str device: the PyTorch device.
     :param bool progress: show a progress bar per fit.
     :param bool data_parallel: fit data-parallel (see ``fit``).
@@ -35,8 +36,8 @@ def topic_model_demo(train, held_out, num_topics, budgets, device="cpu", progres
         ],
         "codes": [
             DiscreteCodeTopicModel(vocabulary_size, 4, 8, estimator, device=device) for estimator in (ReinMax(), RLOO())
-        ]
-        + [ProdLDA(vocabulary_size, 4 * 8, device=device)],
+        ],
+        "prodlda": [ProdLDA(vocabulary_size, 4 * 8, device=device)],
     }
     # Validation off for speed, restored on exit (the tests run these models with it on).
     with pyro.validation_enabled(False):

@@ -21,9 +21,9 @@ import redge_core
 
 # Budgets of `redge demo`: (epochs, steps cap or None, held-out evaluation every this many steps or
 # None for once per epoch) per model; --quick: 12 steps of LDA, 4 epochs of the discrete-code
-# model (212 steps: NPMI above 0.1 in both hosts, measured).
+# model (212 steps: NPMI above 0.1 in both hosts, measured), no ProdLDA (a minute of CPU in all).
 DEMO_BUDGETS = {
-    "full": {"lda": (8, None, None), "codes": (30, None, None)},
+    "full": {"lda": (8, None, None), "codes": (30, None, None), "prodlda": (30, None, None)},
     "quick": {"lda": (1, 12, 3), "codes": (4, None, None)},
 }
 DEMO_TOPICS = {"full": 20, "quick": 10}

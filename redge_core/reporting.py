@@ -17,16 +17,24 @@ PANELS = {
 }
 
 
+#: The panel (and model name of the rows) of the demo's fits that are not a panel's own model:
+#: ProdLDA is the continuous counterpart of the discrete codes.
+PANEL_OF = {"prodlda": "codes"}
+
+
 def run_demo(host_name, topic_models, fit, train, held_out, budgets, progress=True, data_parallel=False):
     """The fits of one host's half of ``redge demo``: each topic model of ``topic_models`` (a dict
     from model name to a list of models) fitted by the host's ``fit`` with its model's budget,
     one row per fit (:func:`summarise_fit`).
 
     :param dict budgets: ``{name: (epochs, max_steps, evaluate_every)}``, ``max_steps`` ``None``
-        for whole epochs, ``evaluate_every`` ``None`` to evaluate once per epoch only.
+        for whole epochs, ``evaluate_every`` ``None`` to evaluate once per epoch only; a name
+        without a budget (or ``None``) is not fitted.
     """
     results = []
     for name, models in topic_models.items():
+        if budgets.get(name) is None:
+            continue
         epochs, max_steps, evaluate_every = budgets[name]
         for topic_model in models:
             history = fit(
@@ -40,7 +48,7 @@ def run_demo(host_name, topic_models, fit, train, held_out, budgets, progress=Tr
                 data_parallel=data_parallel,
                 evaluate_every=evaluate_every,
             )
-            results.append(summarise_fit(host_name, name, topic_model, history, train))
+            results.append(summarise_fit(host_name, PANEL_OF.get(name, name), topic_model, history, train))
     return results
 
 

@@ -76,7 +76,7 @@ class BatchPlan:
     num_tokens: int
 
 
-def plan_batch(corpus, documents, scale=1.0, batch_size=None, token_bucket=None, dtype=np.float32):
+def plan_batch(corpus, documents, scale=1.0, batch_size=None, token_bucket=None, dtype=np.float32, tokens=True):
     """The :class:`BatchPlan` of ``documents`` of ``corpus``.
 
     :param documents: indices of the documents.
@@ -84,6 +84,9 @@ def plan_batch(corpus, documents, scale=1.0, batch_size=None, token_bucket=None,
     :param int batch_size: pad the documents to this many rows (``None``: no padding).
     :param int token_bucket: pad the tokens to a multiple of this (``None``: no padding).
     :param dtype: the dtype of the counts.
+    :param bool tokens: list the tokens; ``False`` leaves the token arrays empty (``num_tokens``
+        still counts them) for a model that reads only the counts, so that a host compiling per
+        shape does not compile again for every token count.
     """
     documents = np.asarray(documents)
     real_documents = len(documents)
@@ -92,16 +95,24 @@ def plan_batch(corpus, documents, scale=1.0, batch_size=None, token_bucket=None,
         raise ValueError(f"batch_size must be at least the number of documents ({real_documents}), got {batch_size!r}")
     bag_of_words = np.zeros((batch_size, corpus.vocabulary_size), dtype=dtype)
     bag_of_words[:real_documents] = corpus.bag_of_words(documents)
-    document_of_token, word_of_token = corpus.tokens(documents)
-    num_tokens = len(word_of_token)
-    padded = num_tokens if token_bucket is None else -(-max(num_tokens, 1) // token_bucket) * token_bucket
-    pad = padded - num_tokens
+    if tokens:
+        document_of_token, word_of_token = corpus.tokens(documents)
+        num_tokens = len(word_of_token)
+    else:
+        document_of_token = word_of_token = np.zeros(0, np.int64)
+        num_tokens = int(corpus.subset(documents).num_tokens)
+    padded = (
+        len(word_of_token)
+        if token_bucket is None or not tokens
+        else -(-max(num_tokens, 1) // token_bucket) * token_bucket
+    )
+    pad = padded - len(word_of_token)
     return BatchPlan(
         bag_of_words,
         np.arange(batch_size) < real_documents,
         np.pad(document_of_token, (0, pad)),
         np.pad(word_of_token, (0, pad)),
-        np.arange(padded) < num_tokens,
+        np.arange(padded) < len(word_of_token),
         float(scale),
         num_tokens,
     )

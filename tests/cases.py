@@ -261,7 +261,12 @@ POISSON_REINMAX_TIE = 0.01
 # of 64: a single compilation per fit in JAX) on this many training and held-out news articles, with
 # this many LDA topics: the smoke run of tutorials/02_topic_models.ipynb, so that the run's JAX
 # compilation cache (tests/conftest.py) compiles the NumPyro demo's programs once for both.
-DEMO_TRAIN, DEMO_HELD_OUT, DEMO_TOPICS, DEMO_BUDGETS = 128, 30, 5, {"lda": (1, 2, 1), "codes": (1, 2, None)}
+DEMO_TRAIN, DEMO_HELD_OUT, DEMO_TOPICS, DEMO_BUDGETS = (
+    128,
+    30,
+    5,
+    {"lda": (1, 2, 1), "codes": (1, 2, None), "prodlda": (1, 2, None)},
+)
 
 # Bad hyperparameters of the subset estimators: (class name, keyword arguments, the argument named).
 BAD_SUBSET_ESTIMATOR_ARGUMENTS = [

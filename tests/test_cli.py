@@ -125,7 +125,7 @@ def test_demo_runs_pyro_alone_when_numpyro_is_missing_and_skips_the_plot_without
         from redge_core import cli, corpus
         load = corpus.load_news_articles
         corpus.load_news_articles = lambda: tuple(part.subset(range(count)) for part, count in zip(load(), (64, 16)))
-        cli.DEMO_BUDGETS["quick"] = {{"lda": (1, 1, None), "codes": (1, 1, None)}}
+        cli.DEMO_BUDGETS["quick"] = {{"lda": (1, 1, None), "codes": (1, 1, None), "prodlda": (1, 1, None)}}
         cli.DEMO_TOPICS["quick"] = 3
         cli.main(["demo", "--quick", "--no-progress", "--plot", {str(plot)!r}])
         print("numpyro imported:", sys.modules.get("numpyro_redge") is not None)

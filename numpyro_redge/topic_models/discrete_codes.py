@@ -36,6 +36,9 @@ class DiscreteCodeTopicModel(HeldOutBound):
     ICLR 2017 (ProdLDA, the product-of-experts decoder, here with discrete codes).
     """
 
+    #: ``fit`` gives the model the counts only, no token lists (see ``plan_batch``).
+    reads_tokens = False
+
     def __init__(
         self, vocabulary_size, num_codes=4, code_size=8, estimator=ReinMax(), hidden_size=100, dtype=jnp.float32, seed=0
     ):

@@ -55,6 +55,8 @@ class ProdLDA(HeldOutBound):
     """
 
     inference, label, estimator = "pathwise", PRODLDA_LABEL, None
+    #: ``fit`` gives the model the counts only, no token lists (see ``plan_batch``).
+    reads_tokens = False
 
     def __init__(self, vocabulary_size, num_topics=20, concentration=0.1, hidden_size=100, dtype=jnp.float32, seed=0):
         for name, value in [

@@ -99,8 +99,12 @@ def fit(
         place = functools.partial(distributed.shard_rows, mesh=mesh)
         compile_options = {"out_shardings": distributed.replicated(mesh)}
 
+    # A model that reads only the counts gets no tokens: each new token count would be a new
+    # shape, hence a new compilation of the update.
+    reads_tokens = getattr(topic_model, "reads_tokens", True)
+
     def plan(documents, scale):
-        return plan_batch(corpus, documents, scale, rows, token_bucket, topic_model.dtype)
+        return plan_batch(corpus, documents, scale, rows, token_bucket, topic_model.dtype, reads_tokens)
 
     update = jax.jit(svi.update, **compile_options)
     first_size = min(batch_size, corpus.num_documents)
