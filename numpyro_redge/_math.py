@@ -49,6 +49,16 @@ def sample_uniform(key, logits, dtype):
     return jax.random.uniform(key, jnp.shape(logits)[:-1] + (1,), dtype=dtype)
 
 
+def sample_exponential(key, shape, dtype):
+    """Standard exponentials, never 0: ``-log U`` with ``U`` uniform on ``[tiny, 1)``.
+    ``jax.random.exponential`` returns exactly 0 with probability about ``2^-24`` in float32
+    (``-log1p(-U)`` at ``U = 0``), and a zero exponential is an infinite conditional Gumbel in
+    :class:`~numpyro_redge.GumbelRao` (a NaN gradient after tens of millions of draws; PyTorch's
+    ``exponential_`` excludes 0). The tail is cut at ``-log(tiny)`` (87 in float32), where the
+    exponential's mass is ``tiny``."""
+    return -jnp.log(jax.random.uniform(key, shape, dtype=dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0))
+
+
 def sample_gumbel(key, shape, dtype):
     """Standard Gumbel noise."""
     return jax.random.gumbel(key, shape, dtype=dtype)

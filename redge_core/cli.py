@@ -82,6 +82,7 @@ BENCHMARKS = (
     Benchmark("scaling.py", ("pyro", "numpyro"), any_host=True),
     Benchmark("reinforce_race.py", ("pyro", "numpyro"), any_host=True),
     Benchmark("corpus_scale.py", ("pyro", "numpyro"), any_host=True),
+    Benchmark("polynomial_programming.py", ("pyro", "numpyro"), any_host=True),
 )
 
 
@@ -248,7 +249,11 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in [
         ("demo", "fit topic models with discrete latents to the bundled news corpus in each installed host"),
-        ("bench", "estimator speed vs the reference packages, scaling with the support, REINFORCE races, corpus scale"),
+        (
+            "bench",
+            "estimator speed vs the reference packages, scaling with the support, REINFORCE races, corpus scale, "
+            "polynomial programming",
+        ),
     ]:
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument(

@@ -4,7 +4,14 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from numpyro_redge._math import categorical_from_uniform, compute_dtype, one_hot, sample_uniform, softmax_vjp
+from numpyro_redge._math import (
+    categorical_from_uniform,
+    compute_dtype,
+    one_hot,
+    sample_exponential,
+    sample_uniform,
+    softmax_vjp,
+)
 from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 from redge_core.checks import check_positive, check_positive_integer
 from redge_core.estimator_options import python_hyperparameters
@@ -100,7 +107,7 @@ class GumbelRao(Estimator):
         self._check_k(k, logits)
         dtype = self._noise_dtype(logits)
         uniform_key, exponential_key = jax.random.split(key)
-        exponentials = jax.random.exponential(exponential_key, (self.num_draws,) + jnp.shape(logits), dtype)
+        exponentials = sample_exponential(exponential_key, (self.num_draws,) + jnp.shape(logits), dtype)
         return sample_uniform(uniform_key, logits, dtype), exponentials
 
     def apply(self, logits, uniform, exponentials, *, k=1):
