@@ -109,35 +109,21 @@ def test_poisson_counts_with_reinmax_recover_the_topics_and_keep_up_with_reinfor
     corpus, topics = redge_corpus.synthetic_poisson_corpus(
         num_documents=cases.TOPIC_DOCUMENTS, num_topics=4, vocabulary_size=cases.TOPIC_VOCABULARY
     )
-    train, held_out = (
-        corpus.subset(range(cases.TOPIC_TRAIN)),
-        corpus.subset(range(cases.TOPIC_TRAIN, cases.TOPIC_DOCUMENTS)),
-    )
     # Both fits start from the topics of the same model with continuous counts (the Poisson NMF of
     # the training documents): from random topics both stay at the symmetric point (recovery 0.5).
-    initial = poisson_nmf(train, 4)
-    topic_models = _topic_models(backend)
+    initial = poisson_nmf(corpus.subset(range(cases.TOPIC_TRAIN)), 4)
+    PoissonTopicModel = _topic_models(backend).PoissonTopicModel
     with pytest.raises(ValueError, match="initial_topics"):
-        topic_models.PoissonTopicModel(cases.TOPIC_VOCABULARY, 4, initial_topics=-initial)
-    bound, recovery = {}, {}
-    for name, estimator in [("reinmax", backend.lib.ReinMax()), ("baseline", None)]:
-        topic_model = topic_models.PoissonTopicModel(
-            cases.TOPIC_VOCABULARY, 4, estimator, initial_topics=initial, **_options(backend)
-        )
-        history = topic_models.fit(
-            topic_model,
-            train,
-            epochs=cases.TOPIC_EPOCHS,
-            batch_size=cases.TOPIC_BATCH,
-            learning_rate=cases.TOPIC_LEARNING_RATE,
-            progress=False,
-        )
-        assert np.isfinite(history["loss_per_token"]).all()
-        # Read now: a Pyro model reads its parameters from the global parameter store, which the
-        # next fit replaces.
-        bound[name] = topic_model.held_out_bound_per_token(held_out)
-        recovery[name] = redge_corpus.topic_recovery(topic_model.topics(), topics)
-    _assert_held_out_chunks_add_up(topic_model, held_out, bound["baseline"])
+        PoissonTopicModel(cases.TOPIC_VOCABULARY, 4, initial_topics=-initial)
+    fitted = _fit_pair(
+        backend,
+        lambda estimator, **options: PoissonTopicModel(
+            cases.TOPIC_VOCABULARY, 4, estimator, initial_topics=initial, **options
+        ),
+        corpus,
+    )
+    bound = {name: fit[1] for name, fit in fitted.items()}
+    recovery = {name: redge_corpus.topic_recovery(fit[2], topics) for name, fit in fitted.items()}
     lead = bound["reinmax"] - bound["baseline"]
     report(
         f"{backend} Poisson counts synthetic: held-out bound per token ReinMax {bound['reinmax']:.3f}, "
