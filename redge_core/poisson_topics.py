@@ -7,7 +7,7 @@ of a rate (:func:`inverse_softplus`)."""
 import numbers
 
 import numpy as np
-from scipy import sparse, special
+from scipy import special
 
 from redge_core.checks import check_positive, check_positive_integer
 from redge_core.corpus import Corpus
@@ -45,11 +45,7 @@ class _Counts:
         if self.dense:
             self.values = corpus.bag_of_words(dtype=np.float64)
             return
-        rows = np.repeat(np.arange(corpus.num_documents), np.diff(corpus.offsets))
-        entries = (corpus.word_counts.astype(np.float64), (rows, corpus.word_indices))
-        matrix = sparse.csr_matrix(entries, shape=self.shape)
-        matrix.sum_duplicates()
-        matrix.eliminate_zeros()
+        matrix = corpus.count_matrix()
         self.matrix, self.values = matrix, matrix.data
         self.rows, self.columns = np.repeat(np.arange(self.shape[0]), np.diff(matrix.indptr)), matrix.indices
 

@@ -154,13 +154,8 @@ def initial_topics(corpus, num_topics, seed=0, max_documents=4096, iterations=10
         raise ValueError(
             f"num_topics must be at most the number of documents clustered ({len(documents)}), got {num_topics!r}"
         )
-    chosen = corpus.subset(documents)
-    rows = np.repeat(np.arange(chosen.num_documents), np.diff(chosen.offsets))
     # Sparse rows: the cost follows the stored entries, not documents × vocabulary.
-    counts = sparse.csr_matrix(
-        (chosen.word_counts.astype(np.float64), (rows, chosen.word_indices)),
-        shape=(chosen.num_documents, chosen.vocabulary_size),
-    )
+    counts = corpus.subset(documents).count_matrix()
     frequencies = sparse.diags(1.0 / np.maximum(np.asarray(counts.sum(-1)).ravel(), 1.0)) @ counts
     squared_norms = np.asarray(frequencies.multiply(frequencies).sum(-1)).ravel()
 

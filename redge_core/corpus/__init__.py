@@ -110,15 +110,21 @@ class Corpus:
         pair = (presence.T @ presence).toarray()
         return single, pair
 
-    @functools.cached_property
-    def _presence(self):
+    def count_matrix(self):
+        """The ``(documents, vocabulary)`` counts as a SciPy CSR matrix (float64, repeated entries
+        summed, zeros dropped): memory follows the stored entries."""
         rows = np.repeat(np.arange(self.num_documents), np.diff(self.offsets))
-        present = self.word_counts > 0
-        presence = sparse.csr_matrix(
-            (np.ones(int(present.sum())), (rows[present], self.word_indices[present])),
+        matrix = sparse.csr_matrix(
+            (self.word_counts.astype(np.float64), (rows, self.word_indices)),
             shape=(self.num_documents, self.vocabulary_size),
         )
-        presence.sum_duplicates()
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        return matrix
+
+    @functools.cached_property
+    def _presence(self):
+        presence = self.count_matrix()
         presence.data[:] = 1.0
         return presence.tocsc()
 
