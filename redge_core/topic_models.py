@@ -10,7 +10,7 @@ import numpy as np
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from redge_core.checks import check_positive_integer
+from redge_core.checks import check_positive, check_positive_integer
 from redge_core.corpus import document_chunks
 
 # Token counts vary from batch to batch; a host that compiles per shape (JAX) pads them to a
@@ -23,6 +23,15 @@ BASELINES = {"enumeration": "TraceEnum_ELBO", "reinforce": "TraceGraph_ELBO"}
 #: The label of ``ProdLDA`` (continuous topic proportions: fitted by the host's reparameterized
 #: ``Trace_ELBO``, no estimator).
 PRODLDA_LABEL = "ProdLDA[Trace_ELBO]"
+
+
+def prodlda_prior_scale(num_topics, concentration):
+    r"""The scale :math:`\sigma` of ``ProdLDA``'s prior :math:`\mathcal N(0, \sigma^2 I_K)` on the
+    topic logits: the Laplace approximation (in the softmax basis) of a symmetric Dirichlet of
+    concentration :math:`\alpha`, :math:`\sigma^2 = (1 - 1/K)/\alpha` (1 for a single topic, whose
+    proportion is fixed). ``ValueError`` naming ``concentration`` unless it is positive."""
+    check_positive("concentration", concentration)
+    return float(np.sqrt((1 - 1 / num_topics) / concentration)) if num_topics > 1 else 1.0
 
 
 def check_arguments(estimator, estimator_class, **sizes):

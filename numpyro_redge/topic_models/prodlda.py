@@ -8,8 +8,8 @@ import numpyro.distributions as host
 from numpyro import handlers
 
 from numpyro_redge.topic_models.training import Batch, Encoder, check_precision
-from redge_core.checks import check_positive, check_positive_integer
-from redge_core.topic_models import PRODLDA_LABEL, HeldOutBound, initial_topic_logits
+from redge_core.checks import check_positive_integer
+from redge_core.topic_models import PRODLDA_LABEL, HeldOutBound, initial_topic_logits, prodlda_prior_scale
 
 
 class ProdLDA(HeldOutBound):
@@ -65,9 +65,8 @@ class ProdLDA(HeldOutBound):
             ("hidden_size", hidden_size),
         ]:
             check_positive_integer(name, value)
-        check_positive("concentration", concentration)
         self.concentration = concentration
-        self.prior_scale = float(np.sqrt((1 - 1 / num_topics) / concentration)) if num_topics > 1 else 1.0
+        self.prior_scale = prodlda_prior_scale(num_topics, concentration)
         self.vocabulary_size, self.num_topics = vocabulary_size, num_topics
         self.dtype = check_precision(dtype, "ProdLDA")
         self.initial_topic_weights = jnp.asarray(

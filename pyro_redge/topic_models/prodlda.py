@@ -1,12 +1,11 @@
-import numpy as np
 import pyro
 import pyro.distributions as host
 import torch
 from pyro import poutine
 
 from pyro_redge.topic_models.training import Batch, encoder
-from redge_core.checks import check_positive, check_positive_integer
-from redge_core.topic_models import PRODLDA_LABEL, HeldOutBound, initial_topic_logits
+from redge_core.checks import check_positive_integer
+from redge_core.topic_models import PRODLDA_LABEL, HeldOutBound, initial_topic_logits, prodlda_prior_scale
 
 
 class ProdLDA(HeldOutBound):
@@ -69,9 +68,8 @@ class ProdLDA(HeldOutBound):
             ("hidden_size", hidden_size),
         ]:
             check_positive_integer(name, value)
-        check_positive("concentration", concentration)
         self.concentration = concentration
-        self.prior_scale = float(np.sqrt((1 - 1 / num_topics) / concentration)) if num_topics > 1 else 1.0
+        self.prior_scale = prodlda_prior_scale(num_topics, concentration)
         self.vocabulary_size, self.num_topics, self.device, self.dtype = vocabulary_size, num_topics, device, dtype
         self.initial_topic_weights = torch.as_tensor(
             initial_topic_logits(None, num_topics, vocabulary_size, seed, 0.1), dtype=dtype, device=device
