@@ -61,11 +61,13 @@ HOSTS = {
 class Benchmark:
     """A script of ``benchmarks/``: the hosts it runs with (all of ``hosts`` when ``any_host`` is
     false; with ``any_host`` it is told which by ``--hosts``), the other modules it needs with how
-    to install them, and whether it takes ``--device``."""
+    to install them, whether it takes ``--device``, and whether it is one of the estimator papers'
+    experiments (``redge bench papers`` runs those)."""
 
     script: str
     hosts: tuple
     any_host: bool = False
+    papers: bool = False
     requires: tuple = ()
     install: str = ""
     takes_device: bool = False
@@ -82,7 +84,8 @@ BENCHMARKS = (
     Benchmark("scaling.py", ("pyro", "numpyro"), any_host=True),
     Benchmark("reinforce_race.py", ("pyro", "numpyro"), any_host=True),
     Benchmark("corpus_scale.py", ("pyro", "numpyro"), any_host=True),
-    Benchmark("polynomial_programming.py", ("pyro", "numpyro"), any_host=True),
+    Benchmark("polynomial_programming.py", ("pyro", "numpyro"), any_host=True, papers=True),
+    Benchmark("discrete_vae.py", ("pyro", "numpyro"), any_host=True, papers=True),
 )
 
 
@@ -214,7 +217,7 @@ def _run_bench(args):
     hosts = {host.key for host in _announce_hosts(args.host, "bench")}
     for benchmark in BENCHMARKS:
         name = benchmark.script.removesuffix(".py")
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (args.group == "papers" and not benchmark.papers):
             continue
         print(f"\n== benchmarks/{benchmark.script}", flush=True)
         usable = [key for key in benchmark.hosts if key in hosts]
@@ -252,7 +255,7 @@ def main(argv=None):
         (
             "bench",
             "estimator speed vs the reference packages, scaling with the support, REINFORCE races, corpus scale, "
-            "polynomial programming",
+            "and the papers' experiments (polynomial programming, discrete VAEs on digits)",
         ),
     ]:
         command = commands.add_parser(name, help=help_text, description=help_text)
@@ -277,6 +280,13 @@ def main(argv=None):
                 help="split each minibatch over processes (PyTorch, under torchrun) or devices (JAX)",
             )
         else:
+            command.add_argument(
+                "group",
+                nargs="?",
+                choices=["all", "papers"],
+                default="all",
+                help="'papers': only the estimator papers' experiments (polynomial programming, discrete VAEs)",
+            )
             command.add_argument(
                 "--only",
                 action="append",

@@ -182,3 +182,11 @@ def test_data_parallel_demo_refuses_a_launch_that_does_not_fit_the_hosts(monkeyp
     with pytest.raises(SystemExit) as exit_info:
         cli.main(arguments)
     assert expected in str(exit_info.value) and "torchrun --standalone --nproc-per-node 2" in str(exit_info.value)
+
+
+def test_bench_papers_runs_the_papers_experiments_only(monkeypatch):
+    ran = []
+    monkeypatch.setattr(cli.runpy, "run_path", lambda path, run_name: ran.append((pathlib.Path(path).name, sys.argv)))
+    cli.main(["bench", "papers", "--quick"])
+    assert [name for name, _ in ran] == ["polynomial_programming.py", "discrete_vae.py"]
+    assert all("--quick" in argv for _, argv in ran)
