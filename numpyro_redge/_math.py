@@ -88,46 +88,6 @@ def categorical_kl(log_p, log_q):
     return (p * difference).sum(-1)
 
 
-def log_elementary_symmetric_table(logits, k):
-    r"""The table :math:`E_{i,j} = \log e_j(e^{\theta_1}, \dots, e^{\theta_i})` for
-    :math:`i = 0..n`, :math:`j = 0..k`, by the O(n·k) log-space recursion
-
-    .. math:: E_{i,j} = \mathrm{logaddexp}(E_{i-1,j},\; E_{i-1,j-1} + \theta_i),
-        \qquad E_{0,0} = 0,
-
-    as a ``lax.scan`` over the items; stable for logits of any magnitude: what
-    :func:`subset_from_uniform` walks back, without gradient (the log-normaliser and its
-    derivatives come from :func:`log_elementary_symmetric`). Shape ``(n + 1, ..., k + 1)`` with
-    the batch in the middle; :math:`E_{i,j} = -\infty` where no j-subset of the first i items has
-    positive weight (:math:`j > i`, or more than the unmasked items). Inside the scan the
-    impossible entries and masked (``-inf``) logits hold a quarter of the dtype's lowest finite
-    value (their exponential is exactly 0, and the row is clamped there so that sums of them cannot
-    overflow).
-    """
-    impossible = jnp.finfo(logits.dtype).min / 4
-    batch = logits.shape[:-1]
-    masked = logits == -jnp.inf
-    items = jnp.where(masked, impossible, logits)
-    first = jnp.concatenate(
-        [jnp.zeros(batch + (1,), logits.dtype), jnp.full(batch + (k,), impossible, logits.dtype)], axis=-1
-    )
-
-    def step(row, item):
-        shifted = jnp.concatenate(
-            [jnp.full(batch + (1,), impossible, logits.dtype), row[..., :-1] + item[..., None]], axis=-1
-        )
-        row = jnp.maximum(jnp.logaddexp(row, shifted), impossible)
-        return row, row
-
-    _, rows = jax.lax.scan(step, first, jnp.moveaxis(items, -1, 0))
-    table = jnp.concatenate([first[None], rows], axis=0)
-    unmasked = jnp.concatenate(
-        [jnp.zeros((1,) + batch, jnp.int32), jnp.cumsum(~jnp.moveaxis(masked, -1, 0), axis=0, dtype=jnp.int32)]
-    )
-    possible = jnp.arange(k + 1) <= unmasked[..., None]
-    return jnp.where(possible, table, -jnp.inf)
-
-
 def sliding_dot(x, w, length):
     """``out[..., j] = Σ_t x[..., j + t] · w[..., t]`` for ``j < length`` (``x`` zero past its end)."""
     return _sliding_dot(x, w, length)
@@ -248,23 +208,43 @@ def _tilt(theta, masked, k):
 @functools.partial(jax.jit, static_argnums=(1,))
 def subset_from_uniform(logits, k, uniform):
     r"""An exact draw of a k-subset of :math:`p(z) \propto \exp\langle z, \theta\rangle`, as a k-hot
-    vector, by walking the recursion's table backwards: item :math:`i` is taken with probability
-    :math:`\exp(\theta_i + E_{i-1,j-1} - E_{i,j})` given that :math:`j` items remain to take.
-    ``uniform`` has the shape of ``logits`` (one uniform per item)."""
-    logits = jax.lax.stop_gradient(logits)
-    table = log_elementary_symmetric_table(logits, k)
-    n = logits.shape[-1]
-
-    def step(remaining, i):
-        current = jnp.take_along_axis(table[i], remaining[..., None], axis=-1)[..., 0]
-        previous = jnp.take_along_axis(table[i - 1], jnp.maximum(remaining - 1, 0)[..., None], axis=-1)[..., 0]
-        log_take = logits[..., i - 1] + previous - current
-        take = (remaining > 0) & (jnp.log(uniform[..., i - 1]) < log_take)
-        return remaining - take.astype(remaining.dtype), take
-
-    remaining = jnp.full(logits.shape[:-1], k, dtype=jnp.int32)
-    _, taken = jax.lax.scan(step, remaining, jnp.arange(n, 0, -1))
-    return jnp.moveaxis(taken[::-1], 0, -1).astype(logits.dtype)
+    vector, top-down through the product tree of :func:`log_elementary_symmetric` (see
+    :mod:`redge_core.subsets`): the k-subset law is the tilted Bernoulli law given :math:`S = k`, so
+    each node of the tree, holding :math:`m` of the items to take, gives :math:`j` of them to its
+    left child with probability :math:`\propto L_j R_{m-j}` (the children's polynomial
+    coefficients), down to the items. O(n·k) work in O(log n) vectorised steps; one uniform per
+    node with two children (``n - 1`` of ``uniform``'s ``n``, which has the shape of ``logits``)."""
+    theta = jax.lax.stop_gradient(logits).astype(compute_dtype(logits.dtype))
+    masked = theta == -jnp.inf
+    probs = jax.nn.sigmoid(theta - _tilt(theta, masked, k))
+    polynomials = jnp.stack([1 - probs, probs], -1)
+    merges = []
+    for padded, length in subsets.product_tree_levels(theta.shape[-1], k):
+        if padded:
+            one = jnp.zeros_like(polynomials[..., :1, :]).at[..., 0].set(1.0)
+            polynomials = jnp.concatenate([polynomials, one], -2)
+        left, right = polynomials[..., 0::2, :], polynomials[..., 1::2, :]
+        merges.append((left, right, padded))
+        polynomials = convolve(left, right, length)
+    counts = jnp.full(theta.shape[:-1] + (1,), k, dtype=jnp.int32)
+    used = 0
+    for left, right, padded in reversed(merges):
+        splits = left.shape[-2] - padded  # a padded parent's right child is the constant 1
+        node_uniform = uniform[..., used : used + splits].astype(theta.dtype)
+        used += splits
+        if padded:
+            node_uniform = jnp.concatenate([node_uniform, jnp.zeros_like(node_uniform[..., :1])], -1)
+        to_left = jnp.arange(left.shape[-1])
+        to_right = counts[..., None] - to_left
+        possible = (to_right >= 0) & (to_right < right.shape[-1])
+        gathered = jnp.take_along_axis(right, jnp.clip(to_right, 0, right.shape[-1] - 1), axis=-1)
+        cumulative = jnp.cumsum(left * gathered * possible, axis=-1)
+        chosen = (cumulative <= node_uniform[..., None] * cumulative[..., -1:]).sum(-1, dtype=jnp.int32)
+        chosen = jnp.minimum(chosen, left.shape[-1] - 1)
+        counts = jnp.stack([chosen, counts - chosen], -1).reshape(counts.shape[:-1] + (2 * counts.shape[-1],))
+        if padded:
+            counts = counts[..., :-1]
+    return counts.astype(logits.dtype)
 
 
 def top_k_one_hot(scores, k):

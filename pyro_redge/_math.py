@@ -76,47 +76,6 @@ def categorical_kl(log_p, log_q):
     return (p * difference).sum(-1)
 
 
-def log_elementary_symmetric_table(logits, k):
-    r"""The table :math:`E_{i,j} = \log e_j(e^{\theta_1}, \dots, e^{\theta_i})` for
-    :math:`i = 0..n`, :math:`j = 0..k`, by the O(n·k) log-space recursion
-
-    .. math:: E_{i,j} = \mathrm{logaddexp}(E_{i-1,j},\; E_{i-1,j-1} + \theta_i),
-        \qquad E_{i,0} = 0,\ E_{i,i} = E_{i-1,i-1} + \theta_i,
-
-    stable for logits of any magnitude (no exponential is formed): what :func:`subset_from_uniform`
-    walks back, without gradient (the log-normaliser and its derivatives come from
-    :func:`log_elementary_symmetric`). Shape ``(n + 1, ..., k + 1)`` with the batch in the middle;
-    :math:`E_{i,j} = -\infty` where no j-subset of the first i items has positive weight
-    (:math:`j > i`, or more than the unmasked items). Impossible entries and masked (``-inf``)
-    logits are held, inside the recursion, at a quarter of the dtype's lowest finite value (the row
-    is clamped there, so that sums of them cannot overflow). One recursion for masked and unmasked
-    logits alike (as in JAX): choosing a path by whether any logit is masked would read a value on
-    the host at every call.
-    """
-    masked = logits == -torch.inf
-    impossible = torch.finfo(logits.dtype).min / 4
-    items = torch.where(masked, impossible, logits)
-    batch = logits.shape[:-1]
-    row = torch.cat(
-        [
-            torch.zeros(batch + (1,), dtype=logits.dtype, device=logits.device),
-            torch.full(batch + (k,), impossible, dtype=logits.dtype, device=logits.device),
-        ],
-        dim=-1,
-    )
-    edge = torch.full(batch + (1,), impossible, dtype=logits.dtype, device=logits.device)
-    rows = [row]
-    for i in range(logits.shape[-1]):
-        shifted = torch.cat([edge, row[..., :-1] + items[..., i : i + 1]], dim=-1)
-        row = torch.logaddexp(row, shifted).clamp(min=impossible)
-        rows.append(row)
-    unmasked = torch.cat(
-        [torch.zeros((1,) + batch, dtype=torch.long, device=logits.device), (~masked).long().movedim(-1, 0).cumsum(0)]
-    )
-    possible = torch.arange(k + 1, device=logits.device) <= unmasked.unsqueeze(-1)
-    return torch.where(possible, torch.stack(rows), -torch.inf)
-
-
 class _SlidingDot(torch.autograd.Function):
     r"""``out[..., j] = Σ_t x[..., j + t] · w[..., t]`` for ``j < length`` (``x`` read as zero past
     its end). Its derivatives are themselves sliding dot products, so the backward pass never forms
@@ -206,22 +165,45 @@ def _tilt(theta, masked, k):
 
 def subset_from_uniform(logits, k, uniform):
     r"""An exact draw of a k-subset of :math:`p(z) \propto \exp\langle z, \theta\rangle`, as a k-hot
-    vector, by walking the recursion's table backwards: item :math:`i` is taken with probability
-    :math:`\exp(\theta_i + E_{i-1,j-1} - E_{i,j})` given that :math:`j` items remain to take.
-    ``uniform`` has the shape of ``logits`` (one uniform per item)."""
+    vector, top-down through the product tree of :func:`log_elementary_symmetric` (see
+    :mod:`redge_core.subsets`): the k-subset law is the tilted Bernoulli law given :math:`S = k`, so
+    each node of the tree, holding :math:`m` of the items to take, gives :math:`j` of them to its
+    left child with probability :math:`\propto L_j R_{m-j}` (the children's polynomial
+    coefficients), down to the items. O(n·k) work in O(log n) vectorised steps; one uniform per
+    node with two children (``n - 1`` of ``uniform``'s ``n``, which has the shape of ``logits``)."""
     with torch.no_grad():
-        table = log_elementary_symmetric_table(logits, k)
-        n = logits.shape[-1]
-        remaining = torch.full(logits.shape[:-1] + (1,), k, dtype=torch.long, device=logits.device)
-        sample = torch.zeros_like(logits)
-        for i in range(n, 0, -1):
-            current = table[i].gather(-1, remaining)
-            previous = table[i - 1].gather(-1, (remaining - 1).clamp(min=0))
-            log_take = logits[..., i - 1 : i] + previous - current
-            take = (remaining > 0) & (uniform[..., i - 1 : i].log() < log_take)
-            sample[..., i - 1 : i] = take.to(sample.dtype)
-            remaining = remaining - take.long()
-        return sample
+        theta = logits.to(compute_dtype(logits.dtype))
+        masked = theta == -torch.inf
+        probs = torch.sigmoid(theta - _tilt(theta, masked, k))
+        polynomials = torch.stack([1 - probs, probs], -1)
+        merges = []
+        for padded, length in subsets.product_tree_levels(theta.shape[-1], k):
+            if padded:
+                one = torch.zeros_like(polynomials[..., :1, :])
+                one[..., 0] = 1.0
+                polynomials = torch.cat([polynomials, one], -2)
+            left, right = polynomials[..., 0::2, :], polynomials[..., 1::2, :]
+            merges.append((left, right, padded))
+            polynomials = convolve(left, right, length)
+        counts = torch.full(theta.shape[:-1] + (1,), k, dtype=torch.long, device=theta.device)
+        used = 0
+        for left, right, padded in reversed(merges):
+            splits = left.shape[-2] - padded  # a padded parent's right child is the constant 1
+            node_uniform = uniform[..., used : used + splits].to(theta.dtype)
+            used += splits
+            if padded:
+                node_uniform = torch.cat([node_uniform, torch.zeros_like(node_uniform[..., :1])], -1)
+            to_left = torch.arange(left.shape[-1], device=theta.device)
+            to_right = counts.unsqueeze(-1) - to_left
+            possible = (to_right >= 0) & (to_right < right.shape[-1])
+            weights = left * right.gather(-1, to_right.clamp(0, right.shape[-1] - 1)) * possible
+            cumulative = weights.cumsum(-1)
+            chosen = (cumulative <= node_uniform.unsqueeze(-1) * cumulative[..., -1:]).sum(-1)
+            chosen = chosen.clamp(max=left.shape[-1] - 1)
+            counts = torch.stack([chosen, counts - chosen], -1).reshape(counts.shape[:-1] + (2 * counts.shape[-1],))
+            if padded:
+                counts = counts[..., :-1]
+        return counts.to(logits.dtype)
 
 
 def top_k_one_hot(scores, k):

@@ -90,8 +90,8 @@ class KSubset(Distribution):
     probability by a tree of polynomial products (O(n·k) work, O(log n) sequential steps, stable for
     logits of any magnitude; see :func:`~numpyro_redge._math.log_elementary_symmetric`). ``log_prob``
     is exact, :attr:`marginals` (:math:`\mathbb{E}[z] = \nabla_\theta \log e_k`) are exact, and
-    :meth:`sample_exact` draws exactly, walking back the O(n·k) log-space recursion's table
-    (a ``lax.scan``). ``sample()`` draws through the
+    :meth:`sample_exact` draws exactly, top-down through the same tree (O(log n) vectorised
+    steps). ``sample()`` draws through the
     estimator: for :class:`~numpyro_redge.estimators.MarginalStraightThrough` (the default) and
     the score-function :class:`~numpyro_redge.estimators.RLOO` an exact draw; for
     :class:`~numpyro_redge.estimators.IMLE` / :class:`~numpyro_redge.estimators.AIMLE`
@@ -209,7 +209,7 @@ class KSubset(Distribution):
         return self.estimator(key, logits, k=self.k, beta=self.beta)
 
     def sample_exact(self, key, sample_shape=()):
-        """Exact draws of this distribution (no gradient), from the recursion's table."""
+        """Exact draws of this distribution (no gradient), top-down through the product tree."""
         shape = tuple(sample_shape) + self.batch_shape + self.event_shape
         logits = jnp.broadcast_to(self.logits, shape)
         return subset_from_uniform(logits, self.k, jax.random.uniform(key, shape, dtype=logits.dtype))

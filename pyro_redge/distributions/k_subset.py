@@ -83,7 +83,7 @@ class KSubset(EstimatorSampling, TorchDistribution):
     probability by a tree of polynomial products (O(n·k) work, O(log n) sequential steps, stable for
     logits of any magnitude; see :func:`~pyro_redge._math.log_elementary_symmetric`). ``log_prob``
     is exact, :attr:`marginals` (:math:`\mathbb{E}[z] = \nabla_\theta \log e_k`) are exact, and
-    :meth:`sample_exact` draws exactly, walking back the O(n·k) log-space recursion's table.
+    :meth:`sample_exact` draws exactly, top-down through the same tree (O(log n) vectorised steps).
     ``rsample()`` (and ``sample()``, its detached value) draws through the estimator: for
     :class:`~pyro_redge.estimators.MarginalStraightThrough` (the default) and for the score-function
     :class:`~pyro_redge.estimators.RLOO` that is an exact draw; for
@@ -208,7 +208,7 @@ class KSubset(EstimatorSampling, TorchDistribution):
         return self.estimator(logits, k=self.k, beta=self.beta)
 
     def sample_exact(self, sample_shape=torch.Size()):
-        """Exact draws of this distribution (no gradient), from the recursion's table."""
+        """Exact draws of this distribution (no gradient), top-down through the product tree."""
         shape = self._extended_shape(sample_shape)
         logits = self.logits.detach().expand(shape)
         return subset_from_uniform(logits, self.k, torch.rand(shape, dtype=logits.dtype, device=logits.device))
