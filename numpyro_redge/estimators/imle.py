@@ -19,10 +19,9 @@ def sample_perturbation(estimator, key, logits, k):
     dtype = compute_dtype(jnp.result_type(logits))
     if estimator.noise == "gumbel":
         return sample_gumbel(key, shape, dtype)
-    keys = jax.random.split(key, SUM_OF_GAMMA_TERMS)
-    total = sum(
-        jax.random.gamma(keys[i - 1], 1.0 / k, shape, dtype) * (k / i) for i in range(1, SUM_OF_GAMMA_TERMS + 1)
-    )
+    # One Gamma draw of all s terms (one rejection loop to compile, not s), scaled by k / i.
+    scales = jnp.asarray([k / i for i in range(1, SUM_OF_GAMMA_TERMS + 1)], dtype).reshape((-1,) + (1,) * len(shape))
+    total = (jax.random.gamma(key, 1.0 / k, (SUM_OF_GAMMA_TERMS,) + shape, dtype) * scales).sum(0)
     return (total - math.log(SUM_OF_GAMMA_TERMS)) / k
 
 
