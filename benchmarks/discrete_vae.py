@@ -155,11 +155,10 @@ def prior_distribution(latent, host):
     return host.distributions.Poisson(arrays.full((latent.encoder_outputs,), PRIOR_RATE)).to_event(1)
 
 
-def minibatches(seed, steps):
+def minibatches(seed, steps, num_images):
     """The image indices of each step, shape ``(steps, BATCH)``: the same for every estimator and
     both hosts at a given seed."""
     rng = np.random.default_rng(seed)
-    num_images = len(load_digits()[0])
     return np.stack([rng.choice(num_images, BATCH, replace=False) for _ in range(steps)])
 
 
@@ -250,7 +249,7 @@ def _pyro_run(latent, class_name, options, particles, seed, budget, every):
     state = estimator.init_state() if adaptive else None
     steps_per_check = every // particles
     checkpoints, seconds, step = {0: evaluate()}, 0.0, 0
-    for indices in minibatches(seed, budget // particles).reshape(-1, steps_per_check, BATCH):
+    for indices in minibatches(seed, budget // particles, len(images)).reshape(-1, steps_per_check, BATCH):
         start = time.perf_counter()
         for batch in indices:
             if adaptive:
@@ -276,8 +275,7 @@ def numpyro_run(latent, class_name, options, particles, seed, budget, every):
 
     import numpyro_redge
 
-    host = Host(numpyro_redge, dist, jax, is_numpyro=True)
-    host = dataclasses.replace(host, arrays=_JaxArrays(jnp, jax.nn))
+    host = Host(numpyro_redge, dist, _JaxArrays(jnp, jax.nn), is_numpyro=True)
     images = jnp.asarray(load_digits()[0])
     initial = {name: jnp.asarray(value) for name, value in initial_weights(latent, seed).items()}
 
@@ -331,7 +329,7 @@ def numpyro_run(latent, class_name, options, particles, seed, budget, every):
 
     keys = iter(jax.random.split(jax.random.PRNGKey(20_000 + seed), budget // every + 1))
     steps_per_check = every // particles
-    chunks = minibatches(seed, budget // particles).reshape(-1, steps_per_check, BATCH)
+    chunks = minibatches(seed, budget // particles, len(images)).reshape(-1, steps_per_check, BATCH)
     carry = (initial, optimizer.init(initial), estimator.init_state() if adaptive else None, jax.random.PRNGKey(seed))
     # Compiled ahead, so that the time counts steps only, as in Pyro.
     run_steps = run_steps.lower(carry, jnp.asarray(chunks[0])).compile()

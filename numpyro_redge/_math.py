@@ -161,12 +161,7 @@ def log_elementary_symmetric(logits, k):
     # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), with the k·a of the identity cancelled against the
     # a of the items above the tilt: no large terms that cancel (k·a alone can be far larger).
     above = shifted > 0
-    polynomials = jnp.stack([jax.nn.sigmoid(-shifted), jax.nn.sigmoid(shifted)], -1)
-    for padded, length in subsets.product_tree_levels(polynomials.shape[-2], k):
-        if padded:
-            one = jnp.zeros_like(polynomials[..., :1, :]).at[..., 0].set(1.0)
-            polynomials = jnp.concatenate([polynomials, one], -2)
-        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], length)
+    _, polynomials = _product_tree(jnp.stack([jax.nn.sigmoid(-shifted), jax.nn.sigmoid(shifted)], -1), k)
     possible = jnp.sum(~masked, -1) >= k
     probability = jnp.where(possible, polynomials[..., 0, k], 1.0)
     value = (
@@ -183,6 +178,22 @@ def inclusion_probabilities(logits, k):
     r"""The k-subset family's marginals :math:`\nabla_\theta \log e_k(e^{\theta})` (differentiable),
     compiled with the log-normaliser as one program per shape and ``k``."""
     return jax.grad(lambda theta: log_elementary_symmetric(theta, k).sum())(logits)
+
+
+def _product_tree(polynomials, k):
+    """The pairwise product tree of the degree-1 ``polynomials`` (shape ``(..., n, 2)``) truncated
+    at degree ``k``, planned by :func:`redge_core.subsets.product_tree_levels`: the ``(left, right,
+    padded)`` children of each level's products, bottom-up, and the root's coefficients (shape
+    ``(..., 1, k + 1)`` for ``n > 1``)."""
+    merges = []
+    for padded, length in subsets.product_tree_levels(polynomials.shape[-2], k):
+        if padded:
+            one = jnp.zeros_like(polynomials[..., :1, :]).at[..., 0].set(1.0)
+            polynomials = jnp.concatenate([polynomials, one], -2)
+        left, right = polynomials[..., 0::2, :], polynomials[..., 1::2, :]
+        merges.append((left, right, padded))
+        polynomials = convolve(left, right, length)
+    return merges, polynomials
 
 
 def _tilt(theta, masked, k):
@@ -216,16 +227,8 @@ def subset_from_uniform(logits, k, uniform):
     node with two children (``n - 1`` of ``uniform``'s ``n``, which has the shape of ``logits``)."""
     theta = jax.lax.stop_gradient(logits).astype(compute_dtype(logits.dtype))
     masked = theta == -jnp.inf
-    probs = jax.nn.sigmoid(theta - _tilt(theta, masked, k))
-    polynomials = jnp.stack([1 - probs, probs], -1)
-    merges = []
-    for padded, length in subsets.product_tree_levels(theta.shape[-1], k):
-        if padded:
-            one = jnp.zeros_like(polynomials[..., :1, :]).at[..., 0].set(1.0)
-            polynomials = jnp.concatenate([polynomials, one], -2)
-        left, right = polynomials[..., 0::2, :], polynomials[..., 1::2, :]
-        merges.append((left, right, padded))
-        polynomials = convolve(left, right, length)
+    shifted = theta - _tilt(theta, masked, k)
+    merges, _ = _product_tree(jnp.stack([jax.nn.sigmoid(-shifted), jax.nn.sigmoid(shifted)], -1), k)
     counts = jnp.full(theta.shape[:-1] + (1,), k, dtype=jnp.int32)
     used = 0
     for left, right, padded in reversed(merges):

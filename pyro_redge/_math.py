@@ -127,13 +127,7 @@ def log_elementary_symmetric(logits, k):
     # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), with the k·a of the identity cancelled against the
     # a of the items above the tilt: no large terms that cancel (k·a alone can be far larger).
     above = shifted > 0
-    polynomials = torch.stack([torch.sigmoid(-shifted), torch.sigmoid(shifted)], -1)
-    for padded, length in subsets.product_tree_levels(polynomials.shape[-2], k):
-        if padded:
-            one = torch.zeros_like(polynomials[..., :1, :])
-            one[..., 0] = 1.0
-            polynomials = torch.cat([polynomials, one], -2)
-        polynomials = convolve(polynomials[..., 0::2, :], polynomials[..., 1::2, :], length)
+    _, polynomials = _product_tree(torch.stack([torch.sigmoid(-shifted), torch.sigmoid(shifted)], -1), k)
     possible = (~masked).sum(-1) >= k
     probability = torch.where(possible, polynomials[..., 0, k], 1.0)
     value = (
@@ -143,6 +137,23 @@ def log_elementary_symmetric(logits, k):
         + probability.log()
     )
     return torch.where(possible, value, -torch.inf).to(logits.dtype)
+
+
+def _product_tree(polynomials, k):
+    """The pairwise product tree of the degree-1 ``polynomials`` (shape ``(..., n, 2)``) truncated
+    at degree ``k``, planned by :func:`redge_core.subsets.product_tree_levels`: the ``(left, right,
+    padded)`` children of each level's products, bottom-up, and the root's coefficients (shape
+    ``(..., 1, k + 1)`` for ``n > 1``)."""
+    merges = []
+    for padded, length in subsets.product_tree_levels(polynomials.shape[-2], k):
+        if padded:
+            one = torch.zeros_like(polynomials[..., :1, :])
+            one[..., 0] = 1.0
+            polynomials = torch.cat([polynomials, one], -2)
+        left, right = polynomials[..., 0::2, :], polynomials[..., 1::2, :]
+        merges.append((left, right, padded))
+        polynomials = convolve(left, right, length)
+    return merges, polynomials
 
 
 def _tilt(theta, masked, k):
@@ -174,17 +185,8 @@ def subset_from_uniform(logits, k, uniform):
     with torch.no_grad():
         theta = logits.to(compute_dtype(logits.dtype))
         masked = theta == -torch.inf
-        probs = torch.sigmoid(theta - _tilt(theta, masked, k))
-        polynomials = torch.stack([1 - probs, probs], -1)
-        merges = []
-        for padded, length in subsets.product_tree_levels(theta.shape[-1], k):
-            if padded:
-                one = torch.zeros_like(polynomials[..., :1, :])
-                one[..., 0] = 1.0
-                polynomials = torch.cat([polynomials, one], -2)
-            left, right = polynomials[..., 0::2, :], polynomials[..., 1::2, :]
-            merges.append((left, right, padded))
-            polynomials = convolve(left, right, length)
+        shifted = theta - _tilt(theta, masked, k)
+        merges, _ = _product_tree(torch.stack([torch.sigmoid(-shifted), torch.sigmoid(shifted)], -1), k)
         counts = torch.full(theta.shape[:-1] + (1,), k, dtype=torch.long, device=theta.device)
         used = 0
         for left, right, padded in reversed(merges):
