@@ -1,6 +1,7 @@
 """Pure-math helpers for the JAX backend: written once here, used by every estimator."""
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +63,43 @@ def sample_exponential(key, shape, dtype):
 def sample_gumbel(key, shape, dtype):
     """Standard Gumbel noise."""
     return jax.random.gumbel(key, shape, dtype=dtype)
+
+
+def sample_gamma(key, concentration, shape, dtype):
+    r"""Standard Gamma draws of one static ``concentration`` :math:`\alpha > 0` (a Python float), by
+    Marsaglia and Tsang's rejection from :math:`d(1 + cx)^3`, :math:`x \sim \mathcal N(0, 1)`,
+    with :math:`\mathrm{Gamma}(\alpha) = \mathrm{Gamma}(\alpha + 1)\,U^{1/\alpha}` below one.
+
+    The same law as ``jax.random.gamma`` (other draws for a key). Whole arrays of proposals are
+    drawn until every element has accepted one (each keeps its first accepted proposal, so each
+    is an exact rejection sample): a few vectorised rounds instead of ``jax.random.gamma``'s
+    per-element loop, which is several times slower on CPU for the millions of draws of
+    Sum-of-Gamma noise, and far slower to compile.
+
+    **References**
+
+    [1] `A Simple Method for Generating Gamma Variables`, George Marsaglia, Wai Wan Tsang (ACM TOMS 2000)
+    """
+    boosted = concentration < 1
+    d = (concentration + 1.0 if boosted else concentration) - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    key, boost_key = jax.random.split(key)
+
+    def propose(state):
+        key, value, accepted = state
+        key, normal_key, uniform_key = jax.random.split(key, 3)
+        x = jax.random.normal(normal_key, shape, dtype)
+        u = jax.random.uniform(uniform_key, shape, dtype)
+        v = (1.0 + c * x) ** 3
+        positive_v = jnp.where(v > 0, v, 1.0)
+        accept = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * positive_v + d * jnp.log(positive_v))
+        return key, jnp.where(accept & ~accepted, d * positive_v, value), accepted | accept
+
+    start = (key, jnp.zeros(shape, dtype), jnp.zeros(shape, bool))
+    _, value, _ = jax.lax.while_loop(lambda state: ~jnp.all(state[2]), propose, start)
+    if boosted:
+        value = value * jnp.exp(jnp.log(jax.random.uniform(boost_key, shape, dtype)) / concentration)
+    return value
 
 
 def safe_log(probs):

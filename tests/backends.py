@@ -333,14 +333,24 @@ class NumPyroBackend(Backend):
         return distribution.rsample(key, tuple(sample_shape))
 
     def grad(self, function, *arguments):
-        jax = self.jax
+        """The gradient compiled as one program (as SVI runs it; eagerly JAX compiles each operation
+        for each new shape), or eagerly where tracing cannot run it: a count distribution chooses
+        its window from concrete parameters, and our host checks read concrete values."""
+        gradient = self.jax.grad(lambda *xs: function(*xs), argnums=tuple(range(len(arguments))))
+        return [self.numpy(g) for g in self._compiled_or_eager(gradient, *arguments)]
+
+    def _compiled_or_eager(self, function, *arguments):
         arrays = [self.array(argument, None) for argument in arguments]
-        grads = jax.grad(lambda *xs: function(*xs), argnums=tuple(range(len(arrays))))(*arrays)
-        return [self.numpy(g) for g in grads]
+        try:
+            return self.jax.jit(function)(*arrays)
+        except (self.jax.errors.ConcretizationTypeError, self.jax.errors.TracerArrayConversionError, ValueError):
+            return function(*arrays)
 
     def value_and_grad(self, function, argument):
-        value, grad = self.jax.value_and_grad(function)(self.array(argument, None))
-        return self.numpy(value), self.numpy(grad)
+        """Compiled where tracing can run it, as :meth:`grad`."""
+        return tuple(
+            self.numpy(result) for result in self._compiled_or_eager(self.jax.value_and_grad(function), argument)
+        )
 
     def unsynchronised_value_and_grad(self, function, argument, key):
         """The program NumPyro would compile for ``function(argument, key)`` and its gradient

@@ -64,13 +64,14 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_configure(config):
     # One persistent JAX compilation cache for the whole run, shared by the pytest workers and the
     # notebook kernels they start (they inherit the environment): a program that several tests
-    # compile (the same model fitted by a tutorial and by a test) is compiled once. Fresh for each
+    # compile (the same model fitted by a tutorial and by a test, the same small operation in both
+    # workers) is compiled once. Fresh for each
     # run and removed at its end, so no run reuses another's compilations; a cache the caller set is
     # left alone.
     if not os.environ.get("PYTEST_XDIST_WORKER") and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         config.redge_jax_cache = tempfile.mkdtemp(prefix="redge-jax-cache-")
         os.environ["JAX_COMPILATION_CACHE_DIR"] = config.redge_jax_cache
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     # Under ``pytest -n`` each worker is one process per core: one thread each, so that the
     # workers do not oversubscribe the cores (the library itself never changes thread settings).
     # The tests compile hundreds of small XLA programs and run each a few times: unoptimised
@@ -95,6 +96,9 @@ def pytest_configure(config):
             current = f"{current} {flag}".strip()
     os.environ["XLA_FLAGS"] = current
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        # The processes a test starts (notebook kernels, `redge` commands, the data-parallel
+        # workers) run beside both pytest workers: one PyTorch thread each too.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         try:
             import torch
         except ImportError:

@@ -54,23 +54,14 @@ def sample_and_gradient(backend, estimator, logits, cotangent, dtype, k=1):
     """A sample of ``logits`` and the gradient of ``<sample, cotangent>`` for the same noise,
     compiled as one program in JAX: eager JAX compiles every operation anew for each example's
     shape and dtype (hundreds of small compilations per test), whereas the properties hold on both
-    paths and SVI compiles. Sum-of-Gamma noise stays eager: JAX's gamma sampler (a rejection loop)
-    takes tens of seconds to compile inside a larger program, and only once per process alone."""
+    paths and SVI compiles."""
 
     def compute(x, cotangent, key):
         sample = backend.call(estimator, x, key, k=k)
         grad = backend.gradient(lambda y: (backend.call(estimator, y, key, k=k) * cotangent).sum())(x)
         return sample, grad
 
-    return compiled(backend, compute, estimator)(
-        backend.array(logits, dtype), backend.array(cotangent, dtype), backend.rng(0).next()
-    )
-
-
-def compiled(backend, function, estimator):
-    """``function`` compiled whole in JAX (see :func:`sample_and_gradient`), eager with Sum-of-Gamma
-    noise; PyTorch runs it as is."""
-    return function if getattr(estimator, "noise", None) == "sum_of_gamma" else backend.jit(function)
+    return backend.jit(compute)(backend.array(logits, dtype), backend.array(cotangent, dtype), backend.rng(0).next())
 
 
 def assert_hard(backend, sample, logits, mask, dtype, k=1):
@@ -182,7 +173,7 @@ def test_bernoulli_values_are_zero_or_one_and_log_prob_is_exact(backend):
             value = backend.rsample(distribution, key)
             return value, distribution.log_prob(value)
 
-        run = compiled(backend, sample_and_log_prob, estimator)
+        run = backend.jit(sample_and_log_prob)
         value, log_prob = run(backend.array(logits, dtype), backend.rng(0).next())
         assert backend.dtype_name(value) == dtype
         values = backend.numpy(value).astype(np.float64)

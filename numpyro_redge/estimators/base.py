@@ -1,6 +1,7 @@
 """The estimator protocol shared by every gradient estimator of the JAX backend."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -56,13 +57,18 @@ class Estimator:
     #: Whether the sample carries a pathwise (surrogate) gradient; ``False`` for the score-function
     #: estimators (:class:`RLOO`, :class:`DisARM`), whose distributions are not reparameterized.
     pathwise = True
+    #: Whether a draw depends on a context besides its arguments (DisARM's antithetic pairing),
+    #: which a compiled draw, cached per estimator and shape, would not see change.
+    _draw_reads_context = False
 
     def __call__(self, key, logits, k=1):
         """A hard sample of ``logits`` (one-hot for ``k = 1``, k-hot otherwise) with the surrogate
         gradient, from noise drawn from ``key``."""
         logits = jnp.asarray(logits)
         check_finite_logits(logits)
-        return self.apply(logits, *self.sample_noise(key, logits, k=k), k=k)
+        if self._draw_reads_context:
+            return self.apply(logits, *self.sample_noise(key, logits, k=k), k=k)
+        return _compiled_draw(self, key, logits, k)
 
     def sample_noise(self, key, logits, k=1):
         """The noise arrays :meth:`apply` consumes for ``logits`` and ``k``, drawn from ``key``."""
@@ -89,6 +95,15 @@ class Estimator:
     @staticmethod
     def _noise_dtype(logits):
         return compute_dtype(jnp.result_type(logits))
+
+
+# Eagerly, JAX compiles every operation of a draw separately for each new shape (tens of small
+# programs, ~30 ms each, before the first sample of a new shape); one program per estimator, k and
+# shape instead. Under an outer jit, grad or vmap it is inlined. The estimator is static: it is an
+# immutable, hashable dataclass, and equal estimators share their programs.
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _compiled_draw(estimator, key, logits, k):
+    return estimator.apply(logits, *estimator.sample_noise(key, logits, k=k), k=k)
 
 
 def zero_cotangent(noise):

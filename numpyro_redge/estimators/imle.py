@@ -5,7 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from numpyro_redge._math import compute_dtype, sample_gumbel, top_k_one_hot
+from numpyro_redge._math import compute_dtype, sample_gamma, sample_gumbel, top_k_one_hot
 from numpyro_redge.distributed import all_reduce_sum
 from numpyro_redge.estimators.base import Estimator, invalid_rows_to_nan, zero_cotangent
 from redge_core.estimator_options import SUM_OF_GAMMA_TERMS, check_imle, python_hyperparameters
@@ -21,7 +21,7 @@ def sample_perturbation(estimator, key, logits, k):
         return sample_gumbel(key, shape, dtype)
     # One Gamma draw of all s terms (one rejection loop to compile, not s), scaled by k / i.
     scales = jnp.asarray([k / i for i in range(1, SUM_OF_GAMMA_TERMS + 1)], dtype).reshape((-1,) + (1,) * len(shape))
-    total = (jax.random.gamma(key, 1.0 / k, (SUM_OF_GAMMA_TERMS,) + shape, dtype) * scales).sum(0)
+    total = (sample_gamma(key, 1.0 / k, (SUM_OF_GAMMA_TERMS,) + shape, dtype) * scales).sum(0)
     return (total - math.log(SUM_OF_GAMMA_TERMS)) / k
 
 

@@ -144,6 +144,8 @@ class DisARM(ScoreFunctionEstimator):
         Mingyuan Zhou (ICLR 2019)
     """
 
+    _draw_reads_context = True  # the antithetic pair of ScoreFunction_ELBO
+
     def sample_noise(self, key, logits, k=1):
         self._check_k(k, logits)
         check_binary_categories(type(self).__name__, jnp.shape(logits)[-1])

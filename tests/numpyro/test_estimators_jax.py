@@ -112,3 +112,30 @@ def test_gumbel_rao_exponentials_are_never_zero():
     assert abs(float(draws.mean()) - 1) < 6e-3 and abs(float(draws.var()) - 1) < 6 * (8**0.5) * 1e-3
     _, exponentials = numpyro_redge.GumbelRao(num_draws=3).sample_noise(jax.random.PRNGKey(1), jnp.zeros((4, 5)))
     assert exponentials.shape == (3, 4, 5) and bool((exponentials > 0).all())
+
+
+# Gamma(0.01) is below float32's smallest positive number with probability 0.42, which a float32 draw
+# can only give as 0 (jax.random.gamma too): tested in float64, where that probability is 8e-4.
+@pytest.mark.parametrize(
+    "concentration, dtype",
+    [(0.01, "float64")] + [(c, d) for c in (1 / 3, 1.0, 2.5) for d in ("float32", "float64")],
+)
+def test_gamma_sampler_follows_the_gamma_law(concentration, dtype):
+    """``sample_gamma`` (the Sum-of-Gamma noise's sampler) against the Gamma CDF, by a one-sample
+    Kolmogorov-Smirnov test on 100 000 draws at level 1e-4, compiled and under vmap (false alarm
+    1.4e-3 over the 14 tests); and it never reads a value on the host."""
+    from scipy import stats
+
+    from numpyro_redge._math import sample_gamma
+    from tests import host_sync
+
+    draw = jax.jit(lambda key: sample_gamma(key, concentration, (1_000, 100), dtype))
+    key = jax.random.PRNGKey(7)
+    with host_sync.no_host_synchronisation("numpyro"):
+        values = draw(key)
+    assert values.dtype == dtype and bool(jnp.all(values >= 0))
+    assert stats.kstest(np.asarray(values, np.float64).ravel(), stats.gamma(concentration).cdf).pvalue > 1e-4
+    rows = jax.vmap(lambda key: sample_gamma(key, concentration, (100,), dtype))(
+        jax.random.split(jax.random.PRNGKey(8), 1_000)
+    )
+    assert stats.kstest(np.asarray(rows, np.float64).ravel(), stats.gamma(concentration).cdf).pvalue > 1e-4
