@@ -139,3 +139,24 @@ def test_gamma_sampler_follows_the_gamma_law(concentration, dtype):
         jax.random.split(jax.random.PRNGKey(8), 1_000)
     )
     assert stats.kstest(np.asarray(rows, np.float64).ravel(), stats.gamma(concentration).cdf).pvalue > 1e-4
+
+
+def test_an_eager_draw_is_one_compiled_program_per_estimator_k_and_shape():
+    """Outside ``jit`` a draw compiles once per estimator (by value: equal estimators share it), ``k``
+    and shape, not per call or per key; under ``jit`` it is inlined in the caller's program."""
+    from numpyro_redge.estimators.base import _compiled_draw
+
+    logits = jnp.zeros((3, 7))
+    numpyro_redge.GumbelRao(temperature=0.7)(jax.random.PRNGKey(0), logits)
+    programs = _compiled_draw._cache_size()
+    for seed in range(3):
+        sample = numpyro_redge.GumbelRao(temperature=0.7)(jax.random.PRNGKey(seed), logits)
+        assert sample.shape == (3, 7) and bool(jnp.all(sample.sum(-1) == 1))
+    assert _compiled_draw._cache_size() == programs
+    numpyro_redge.GumbelRao(temperature=0.7)(jax.random.PRNGKey(0), jnp.zeros((2, 7)))
+    numpyro_redge.GumbelRao(temperature=0.8)(jax.random.PRNGKey(0), logits)
+    assert _compiled_draw._cache_size() == programs + 2
+    # The same noise gives the same draw compiled and step by step.
+    estimator, key = numpyro_redge.ReinMax(), jax.random.PRNGKey(4)
+    step_by_step = estimator.apply(logits, *estimator.sample_noise(key, logits))
+    assert bool(jnp.array_equal(estimator(key, logits), step_by_step))
