@@ -65,9 +65,8 @@ def pytest_configure(config):
     # One persistent JAX compilation cache for the whole run, shared by the pytest workers and the
     # notebook kernels they start (they inherit the environment): a program that several tests
     # compile (the same model fitted by a tutorial and by a test, the same small operation in both
-    # workers) is compiled once. Fresh for each
-    # run and removed at its end, so no run reuses another's compilations; a cache the caller set is
-    # left alone.
+    # workers) is compiled once. Fresh for each run and removed at its end, so no run reuses
+    # another's compilations; a cache the caller set is left alone.
     if not os.environ.get("PYTEST_XDIST_WORKER") and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         config.redge_jax_cache = tempfile.mkdtemp(prefix="redge-jax-cache-")
         os.environ["JAX_COMPILATION_CACHE_DIR"] = config.redge_jax_cache
