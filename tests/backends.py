@@ -336,7 +336,7 @@ class NumPyroBackend(Backend):
         """The gradient compiled as one program (as SVI runs it; eagerly JAX compiles each operation
         for each new shape), or eagerly where tracing cannot run it: a count distribution chooses
         its window from concrete parameters, and our host checks read concrete values."""
-        gradient = self.jax.grad(lambda *xs: function(*xs), argnums=tuple(range(len(arguments))))
+        gradient = self.jax.grad(function, argnums=tuple(range(len(arguments))))
         return [self.numpy(g) for g in self._compiled_or_eager(gradient, *arguments)]
 
     def _compiled_or_eager(self, function, *arguments):

@@ -173,8 +173,6 @@ class AIMLE(PerturbAndMAP):
         beta = jnp.maximum(state.beta + jnp.where(density < self.target_density, self.step, -self.step), 0.0)
         return AIMLEState(beta=beta, density=density)
 
-    _draw_reads_context = True  # the statistics group of reduce_statistics
-
     def __call__(self, key, logits, k=1, beta=None):
         logits = jnp.asarray(logits)
         check_finite_logits(logits)

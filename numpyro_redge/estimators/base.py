@@ -1,7 +1,6 @@
 """The estimator protocol shared by every gradient estimator of the JAX backend."""
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +57,8 @@ class Estimator:
     #: estimators (:class:`RLOO`, :class:`DisARM`), whose distributions are not reparameterized.
     pathwise = True
     #: Whether a draw depends on a context besides its arguments (DisARM's antithetic pairing),
-    #: which a compiled draw, cached per estimator and shape, would not see change.
+    #: which a compiled draw, cached per estimator and shape, would not see change. (AIMLE, which
+    #: reads the statistics group, has its own step-by-step ``__call__`` for its ``beta``.)
     _draw_reads_context = False
 
     def __call__(self, key, logits, k=1):
@@ -66,9 +66,7 @@ class Estimator:
         gradient, from noise drawn from ``key``."""
         logits = jnp.asarray(logits)
         check_finite_logits(logits)
-        if self._draw_reads_context:
-            return self.apply(logits, *self.sample_noise(key, logits, k=k), k=k)
-        return _compiled_draw(self, key, logits, k)
+        return (_draw if self._draw_reads_context else _compiled_draw)(self, key, logits, k)
 
     def sample_noise(self, key, logits, k=1):
         """The noise arrays :meth:`apply` consumes for ``logits`` and ``k``, drawn from ``key``."""
@@ -97,13 +95,15 @@ class Estimator:
         return compute_dtype(jnp.result_type(logits))
 
 
+def _draw(estimator, key, logits, k):
+    return estimator.apply(logits, *estimator.sample_noise(key, logits, k=k), k=k)
+
+
 # Eagerly, JAX compiles every operation of a draw separately for each new shape (tens of small
 # programs, ~30 ms each, before the first sample of a new shape); one program per estimator, k and
 # shape instead. Under an outer jit, grad or vmap it is inlined. The estimator is static: it is an
 # immutable, hashable dataclass, and equal estimators share their programs.
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _compiled_draw(estimator, key, logits, k):
-    return estimator.apply(logits, *estimator.sample_noise(key, logits, k=k), k=k)
+_compiled_draw = jax.jit(_draw, static_argnums=(0, 3))
 
 
 def zero_cotangent(noise):
