@@ -17,7 +17,8 @@ families (``--latent``):
 Each estimator is the host's SVI objective: the pathwise ones put ours (``estimator=...``) in the
 guide with ``TraceMeanField_ELBO`` (analytic KL to the prior), one sample per image per step;
 RLOO puts ``estimator=RLOO()`` there with our ``ScoreFunction_ELBO`` and S particles, S decoder
-evaluations per image per step. Pyro steps with ``SVI.step``; NumPyro takes the gradient of the
+evaluations per image per step; DisARM (categorical latents) likewise, its S particles S/2
+antithetic pairs. Pyro steps with ``SVI.step``; NumPyro takes the gradient of the
 same ELBO's ``loss`` and applies optax's Adam, as ``SVI.update`` does, in a compiled
 ``lax.scan`` (AIMLE needs the cotangent of its ``beta`` too). A run stops after ``--budget``
 decoder evaluations per image (categorical 12 000: RLOO with 4 samples for 3 000 steps, as in
@@ -87,6 +88,8 @@ CATEGORICAL = Latent(
     100,
     RLOO_ROWS
     + (
+        ("DisARM 4", "DisARM", {}, 4),
+        ("DisARM 2", "DisARM", {}, 2),
         ("ST", "StraightThrough", {}, 1),
         ("GS 0.5", "GumbelSoftmax", {"temperature": 0.5}, 1),
         ("GumbelRao 0.5", "GumbelRao", {"temperature": 0.5}, 1),

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from redge_core import subsets
+from redge_core.category_tree import tree_levels
 
 
 def compute_dtype(dtype):
@@ -124,6 +125,35 @@ def categorical_kl(log_p, log_q):
     impossible = log_p == -jnp.inf
     difference = jnp.where(impossible, 0.0, log_p - jnp.where(impossible, 0.0, log_q))
     return (p * difference).sum(-1)
+
+
+def tree_log_odds(logits):
+    r"""The log-odds (..., K − 1) of the right branch at each node of the category tree of
+    :mod:`redge_core.category_tree`, level 1 first, from logits (..., K). A node whose two branches
+    both have probability zero gets log-odds 0 (it is never reached), and the derivatives are
+    exactly zero there, not NaN."""
+    values, log_odds = logits, []
+    for pairs in tree_levels(jnp.shape(logits)[-1]):
+        left, right = values[..., 0 : 2 * pairs : 2], values[..., 1 : 2 * pairs : 2]
+        unreachable = (left == -jnp.inf) & (right == -jnp.inf)
+        left, right = jnp.where(unreachable, 0.0, left), jnp.where(unreachable, 0.0, right)
+        log_odds.append(right - left)
+        merged = jnp.where(unreachable, -jnp.inf, jnp.logaddexp(left, right))
+        values = jnp.concatenate([merged, values[..., 2 * pairs :]], axis=-1)
+    return jnp.concatenate(log_odds, axis=-1) if log_odds else logits[..., :0]
+
+
+def categorical_from_tree(log_odds, uniform):
+    """Index (..., 1) of the category reached from the root of the category tree by the bits
+    ``uniform < σ(log_odds)`` (both (..., K − 1), as :func:`tree_log_odds` lays the nodes out)."""
+    bits = (uniform < jax.nn.sigmoid(log_odds)).astype(jnp.int32)
+    levels = tree_levels(jnp.shape(log_odds)[-1] + 1)
+    starts = [sum(levels[:level]) for level in range(len(levels))]
+    position = jnp.zeros(jnp.shape(log_odds)[:-1] + (1,), dtype=jnp.int32)
+    for pairs, start in zip(reversed(levels), reversed(starts), strict=True):
+        bit = jnp.take_along_axis(bits, start + jnp.minimum(position, pairs - 1), axis=-1)
+        position = 2 * position + jnp.where(position < pairs, bit, 0)
+    return position
 
 
 def sliding_dot(x, w, length):

@@ -3,6 +3,7 @@
 import torch
 
 from redge_core import subsets
+from redge_core.category_tree import tree_levels
 
 
 def compute_dtype(dtype):
@@ -74,6 +75,35 @@ def categorical_kl(log_p, log_q):
     p = log_p.exp()
     difference = torch.where(log_p == -torch.inf, 0.0, log_p - log_q)
     return (p * difference).sum(-1)
+
+
+def tree_log_odds(logits):
+    r"""The log-odds (..., K − 1) of the right branch at each node of the category tree of
+    :mod:`redge_core.category_tree`, level 1 first, from logits (..., K). A node whose two branches
+    both have probability zero gets log-odds 0 (it is never reached), and the derivatives are
+    exactly zero there, not NaN."""
+    values, log_odds = logits, []
+    for pairs in tree_levels(logits.shape[-1]):
+        left, right = values[..., 0 : 2 * pairs : 2], values[..., 1 : 2 * pairs : 2]
+        unreachable = (left == -torch.inf) & (right == -torch.inf)
+        left, right = left.masked_fill(unreachable, 0.0), right.masked_fill(unreachable, 0.0)
+        log_odds.append(right - left)
+        merged = torch.logaddexp(left, right).masked_fill(unreachable, -torch.inf)
+        values = torch.cat([merged, values[..., 2 * pairs :]], dim=-1)
+    return torch.cat(log_odds, dim=-1) if log_odds else logits[..., :0]
+
+
+def categorical_from_tree(log_odds, uniform):
+    """Index (..., 1) of the category reached from the root of the category tree by the bits
+    ``uniform < σ(log_odds)`` (both (..., K − 1), as :func:`tree_log_odds` lays the nodes out)."""
+    bits = (uniform < torch.sigmoid(log_odds)).long()
+    levels = tree_levels(log_odds.shape[-1] + 1)
+    starts = [sum(levels[:level]) for level in range(len(levels))]
+    position = torch.zeros(log_odds.shape[:-1] + (1,), dtype=torch.long, device=log_odds.device)
+    for pairs, start in zip(reversed(levels), reversed(starts), strict=True):
+        bit = bits.gather(-1, start + position.clamp(max=pairs - 1))
+        position = 2 * position + torch.where(position < pairs, bit, 0)
+    return position
 
 
 class _SlidingDot(torch.autograd.Function):

@@ -124,13 +124,15 @@ def check_subset_size(estimator_name, supports_subsets, k, n):
         raise ValueError(f"k must be an integer in [1, n] = [1, {n}], got {k!r}")
 
 
-def check_binary_categories(estimator_name, num_categories):
-    """A ``ValueError`` unless the site has two categories: DisARM is defined for binary sites."""
-    if num_categories != 2:
+def check_count_estimator(estimator, distribution_name):
+    """A ``ValueError`` unless the estimator may draw a count site (``supports_counts``): DisARM's pair
+    estimate is formed for Bernoulli and one-hot categorical sites only."""
+    if not estimator.supports_counts:
         raise ValueError(
-            f"{estimator_name} is defined for binary sites (a Bernoulli, or a OneHotCategorical over 2 "
-            f"categories), got {num_categories} categories: use RLOO for a categorical or count site"
+            f"estimator of {distribution_name} must support count sites: {type(estimator).__name__} is "
+            "defined for Bernoulli and OneHotCategorical sites; use RLOO for a count site"
         )
+    return estimator
 
 
 def check_num_particles(num_particles, elbo_name):

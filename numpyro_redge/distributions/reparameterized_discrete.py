@@ -21,6 +21,7 @@ from numpyro_redge.distributions.util import (
 )
 from numpyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
+from redge_core.estimator_options import check_count_estimator
 
 
 def support_bounds(support):
@@ -297,7 +298,7 @@ class ReparameterizedDiscrete(Distribution):
         self._window = support.check_truncation(truncation, self._lower, self.max_support)
         self.truncation = tuple(truncation) if isinstance(truncation, (tuple, list)) else truncation
         self.base = base
-        self.estimator = check_estimator(estimator, type(self).__name__)
+        self.estimator = check_count_estimator(check_estimator(estimator, type(self).__name__), type(self).__name__)
         if self._window is None:
             try:
                 self._window = self._search()

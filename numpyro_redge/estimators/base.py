@@ -51,6 +51,10 @@ class Estimator:
     #: Whether a k-subset draw (``k > 1``) follows the k-subset distribution exactly (otherwise it is
     #: perturb-and-MAP, whose law differs: ``KSubset`` warns).
     exact_subsets = False
+    #: Whether a count distribution (:class:`~numpyro_redge.Poisson`, ...: a categorical over a window of
+    #: counts) may use the estimator; ``False`` for :class:`DisARM`, whose pair estimate the ELBO
+    #: forms for Bernoulli and one-hot categorical sites only.
+    supports_counts = True
     #: Whether a call returns one sample per logits row (a distribution needs that).
     one_sample_per_call = True
     #: Whether the sample carries a pathwise (surrogate) gradient; ``False`` for the score-function

@@ -1,5 +1,5 @@
 """An ELBO whose score-function terms use the other particles: leave-one-out baselines (RLOO) and
-antithetic pairs (DisARM)."""
+antithetic pairs (DisARM, for Bernoulli and categorical sites)."""
 
 import zlib
 from collections import defaultdict
@@ -15,8 +15,10 @@ from numpyro.infer.util import get_importance_trace
 from numpyro.primitives import Messenger
 from numpyro.util import _validate_model, check_model_guide_match, not_jax_tracer
 
+from numpyro_redge._math import tree_log_odds
 from numpyro_redge.distributions import Bernoulli
 from numpyro_redge.estimators.score_function import DisARM, antithetic_pair
+from redge_core.category_tree import pair_estimate, tree_nodes
 from redge_core.estimator_options import check_antithetic_particles, check_num_particles
 from redge_core.wrappers import core_and_masks
 
@@ -34,8 +36,10 @@ class ScoreFunction_ELBO(ELBO):
       .. math:: \hat g = \frac{1}{S} \sum_{i=1}^{S} \Big(f_i - \frac{1}{S-1} \sum_{j \ne i} f_j\Big)
           \nabla_\theta \log q_\theta(z_i);
 
-    - a site with :class:`~numpyro_redge.estimators.DisARM` (binary) is drawn in antithetic pairs,
-      particle :math:`i` with particle :math:`i + S/2`, and gets DisARM's pair estimate.
+    - a site with :class:`~numpyro_redge.estimators.DisARM` (a Bernoulli or a categorical) is drawn in
+      antithetic pairs, particle :math:`i` with particle :math:`i + S/2`, and gets DisARM's pair
+      estimate (for a categorical, through a binary tree over its categories, with leave-one-out
+      baselines below the node where a pair's paths part).
 
     Both are unbiased estimates of the ELBO's gradient (the test suite checks them against exact
     enumeration), and their variance falls with ``num_particles`` at the cost of that many model
@@ -58,7 +62,8 @@ class ScoreFunction_ELBO(ELBO):
     [1] `Buy 4 REINFORCE Samples, Get a Baseline for Free!`, Wouter Kool, Herke van Hoof, Max
         Welling (ICLR 2019 workshop)
     [2] `DisARM: An Antithetic Gradient Estimator for Binary Latent Variables`, Zhe Dong, Andriy
-        Mnih, George Tucker (NeurIPS 2020)
+        Mnih, George Tucker (NeurIPS 2020); `Coupled Gradient Estimators for Discrete Latent
+        Variables`, the same authors (NeurIPS 2021)
     [3] `Gradient Estimation Using Stochastic Computation Graphs`, John Schulman, Nicolas Heess,
         Theophane Weber, Pieter Abbeel (NeurIPS 2015)
     """
@@ -162,52 +167,61 @@ class _SharedSubsamples(Messenger):
 
 
 def _disarm_terms(site, core, masks, cost):
-    """Per particle: the log-odds, the sampled bits, the cost on the core's batch, and the factor
-    (the masks) DisARM's weight carries."""
-    log_probs = core._log_probs
-    log_odds = log_probs[..., 1] - log_probs[..., 0]
-    shape = jnp.shape(log_odds)
-    ones = site["value"] if isinstance(core, Bernoulli) else site["value"][..., 1]
+    """Per particle: the category tree's log-odds (the core's batch, then the node axis), the sampled
+    category and the cost (with a node axis of 1), and the factor (the masks) DisARM's weight carries."""
+    log_odds = tree_log_odds(core._log_probs)
+    shape = jnp.shape(log_odds)[:-1]
+    category = (site["value"] if isinstance(core, Bernoulli) else jnp.argmax(site["value"], -1)).astype(jnp.int32)
     inner = len(shape) - len(site["fn"].batch_shape)
     if shape[: len(shape) - inner] != tuple(site["fn"].batch_shape):
         # an ExpandedDistribution: the core's log-odds broadcast to the site's batch
-        log_odds = jnp.broadcast_to(log_odds, tuple(site["fn"].batch_shape) + shape[len(shape) - inner :])
-        shape = jnp.shape(log_odds)
+        shape = tuple(site["fn"].batch_shape) + shape[len(shape) - inner :]
+        log_odds = jnp.broadcast_to(log_odds, shape + jnp.shape(log_odds)[-1:])
 
-    def on_core_batch(value, missing):
+    def on_nodes(value, missing):
+        """``value`` on the core's batch, with the node axis (of size 1) last."""
         value = jnp.asarray(value)
-        return jnp.broadcast_to(value.reshape(jnp.shape(value) + (1,) * missing), shape)
+        return jnp.broadcast_to(value.reshape(jnp.shape(value) + (1,) * missing), shape)[..., None]
 
     # The cost carries the site's scale already; a masked entry has no score (as for RLOO).
-    factor = jnp.ones(shape)
+    factor = jnp.ones(shape + (1,))
     for mask, missing in masks:
-        factor = factor * on_core_batch(mask, missing)
-    return log_odds, jnp.broadcast_to(ones, shape), on_core_batch(cost, inner), factor
+        factor = factor * on_nodes(mask, missing)
+    return log_odds, jnp.broadcast_to(category, shape)[..., None], on_nodes(cost, inner), factor
 
 
-def _disarm_surrogate(name, log_odds, ones, cost, factor, num_particles):
-    """DisARM's pair estimate as a surrogate ``<θ, stop_gradient(weight)>`` for each particle (both
-    members of a pair carry the pair's estimate; the ELBO divides by the particle count)."""
+def _disarm_surrogate(name, log_odds, category, cost, factor, num_particles):
+    """DisARM's pair estimate as a surrogate ``<φ, stop_gradient(weight)>`` on the category tree's
+    log-odds φ for each particle (both members of a pair carry the pair's estimate; the ELBO divides
+    by the particle count). The score terms below the branching node take the leave-one-out baseline."""
     half = num_particles // 2
 
     def partner(value):
         return jnp.roll(value, half, axis=0)
 
-    pair_log_odds = partner(log_odds)
-    if not_jax_tracer(log_odds) and not bool(jnp.all(log_odds == pair_log_odds)):
+    detached = stop_gradient(log_odds)
+    pair_log_odds = partner(detached)
+    if not_jax_tracer(log_odds) and not bool(jnp.all(detached == pair_log_odds)):
         raise ValueError(
-            f"DisARM site {name!r}: its log-odds differ between the members of an antithetic pair of "
-            "particles; DisARM needs log-odds that depend on parameters and data only, not on other "
+            f"DisARM site {name!r}: its logits differ between the members of an antithetic pair of "
+            "particles; DisARM needs logits that depend on parameters and data only, not on other "
             "latent draws (use RLOO for such a site)"
         )
-    weight = (
-        0.5
-        * (cost - partner(cost))
-        * (1 - 2 * partner(ones))
-        * (ones != partner(ones))
-        * jax.nn.sigmoid(jnp.abs(stop_gradient(log_odds)))
-        * factor
+    baseline = (cost.sum(0, keepdims=True) - cost) / (num_particles - 1)
+    levels, positions = (jnp.asarray(nodes, dtype=jnp.int32) for nodes in tree_nodes(jnp.shape(log_odds)[-1] + 1))
+    weight = factor * pair_estimate(
+        levels,
+        positions,
+        category,
+        partner(category),
+        cost,
+        partner(cost),
+        baseline,
+        partner(baseline),
+        jax.nn.sigmoid(detached),
+        jax.nn.sigmoid(jnp.abs(detached)),
     )
     # Under jit the pairs cannot be checked eagerly: a mismatch makes the gradient NaN, never wrong.
-    weight = jnp.where(stop_gradient(log_odds) == stop_gradient(pair_log_odds), weight, jnp.nan)
-    return jnp.sum(log_odds * stop_gradient(weight))
+    weight = jnp.where(detached == pair_log_odds, weight, jnp.nan)
+    # A branch of probability 0 or 1 (a masked category) has infinite log-odds and a zero weight.
+    return jnp.sum(jnp.where(jnp.isfinite(detached), log_odds, 0.0) * stop_gradient(weight))

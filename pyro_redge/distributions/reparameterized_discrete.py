@@ -12,6 +12,7 @@ from pyro_redge.distributions.registry import register
 from pyro_redge.distributions.util import EstimatorSampling, check_estimator
 from pyro_redge.estimators import DEFAULT_ESTIMATOR
 from redge_core import support
+from redge_core.estimator_options import check_count_estimator
 
 
 def support_bounds(support):
@@ -243,7 +244,7 @@ class ReparameterizedDiscrete(EstimatorSampling, TorchDistribution):
         self._window = support.check_truncation(truncation, self._lower, self.max_support)
         self.truncation = tuple(truncation) if isinstance(truncation, (tuple, list)) else truncation
         self.base = base
-        self.estimator = check_estimator(estimator, type(self).__name__)
+        self.estimator = check_count_estimator(check_estimator(estimator, type(self).__name__), type(self).__name__)
         super().__init__(base.batch_shape, base.event_shape, validate_args=validate_args)
 
     @property

@@ -7,9 +7,17 @@ import dataclasses
 
 import torch
 
-from pyro_redge._math import categorical_from_uniform, compute_dtype, one_hot, sample_uniform, subset_from_uniform
+from pyro_redge._math import (
+    categorical_from_tree,
+    categorical_from_uniform,
+    compute_dtype,
+    one_hot,
+    sample_uniform,
+    subset_from_uniform,
+    tree_log_odds,
+)
 from pyro_redge.estimators.base import Estimator, invalid_rows_to_nan
-from redge_core.estimator_options import check_antithetic_particles, check_binary_categories
+from redge_core.estimator_options import check_antithetic_particles
 
 # The number of particles of the vectorized guide being traced by ScoreFunction_ELBO (their axis
 # is the leftmost batch axis), or None outside it.
@@ -101,18 +109,33 @@ class RLOO(ScoreFunctionEstimator):
 
 @dataclasses.dataclass(frozen=True)
 class DisARM(ScoreFunctionEstimator):
-    r"""DisARM for binary sites: the particles of :class:`~pyro_redge.infer.ScoreFunction_ELBO` come
-    in antithetic pairs :math:`b = 1[u < \sigma(\theta)]`, :math:`\tilde b = 1[1 - u < \sigma(\theta)]`
+    r"""DisARM for Bernoulli and categorical sites: the particles of
+    :class:`~pyro_redge.infer.ScoreFunction_ELBO` come in antithetic pairs. A bit is drawn as
+    :math:`b = 1[u < \sigma(\theta)]` and its partner as :math:`\tilde b = 1[1 - u < \sigma(\theta)]`
     (one uniform per pair), and each pair gives
 
     .. math:: \hat g = \tfrac12 \big(f(b) - f(\tilde b)\big)\,(-1)^{\tilde b}\,
         1[b \ne \tilde b]\,\sigma(|\theta|)\,\nabla\theta,
 
-    unbiased, and zero whenever the pair agrees. For a Bernoulli, or a ``OneHotCategorical`` over
-    two categories, whose log-odds :math:`\theta` depend on parameters and data only (not on other
-    latent draws, which differ between the members of a pair); ``num_particles`` must be even.
-    Outside ``ScoreFunction_ELBO`` the uniforms are independent and the site is an ordinary
-    non-reparameterized one.
+    unbiased, and zero whenever the pair agrees. A categorical over :math:`K` categories is drawn
+    through a binary tree over its categories (:mod:`redge_core.category_tree`): :math:`K - 1`
+    independent bits, one per node, with the log-odds :math:`\phi_n` of the mass right of the node
+    against the mass left of it, so the draw is exactly :math:`\mathrm{Cat}(\mathrm{softmax}\,\theta)`
+    and its depth :math:`\lceil \log_2 K \rceil`. Both members of a pair use the same uniforms (one
+    as :math:`1 - u`); the pair's estimate is DisARM's term above at the node where their paths
+    part, plus on each path's own nodes below it the score term
+    :math:`\tfrac12 (f - c)(b_n - \sigma(\phi_n))\nabla\phi_n` with the leave-one-out baseline
+    :math:`c` (the mean cost of the other particles), which does not depend on that node's uniform
+    (Dong, Mnih and Tucker 2021, their binary-tree DisARM; the leave-one-out baseline for more than
+    one pair is ours). For two categories it is the binary DisARM. Unbiased (checked against
+    enumeration); with one pair its variance is 0.22–0.96 of RLOO's with the same two evaluations
+    on the exactly enumerated problems of the test suite.
+
+    For a :class:`~pyro_redge.Bernoulli` or a :class:`~pyro_redge.OneHotCategorical` whose logits
+    depend on parameters and data only (not on other latent draws, which differ between the members
+    of a pair); ``num_particles`` must be even; not for counts or k-subsets (use
+    :class:`RLOO`). Outside ``ScoreFunction_ELBO`` the uniforms are independent and the site is an
+    ordinary non-reparameterized one.
 
     **Example**
 
@@ -125,24 +148,37 @@ class DisARM(ScoreFunctionEstimator):
 
     In a guide, fitted by ``ScoreFunction_ELBO``::
 
-        guide_site = Bernoulli(logits=encoder(x), estimator=DisARM()).to_event(1)
-        svi = SVI(model, guide, Adam({"lr": 0.01}), ScoreFunction_ELBO(num_particles=2))
+        bits = Bernoulli(logits=encoder(x), estimator=DisARM()).to_event(1)
+        classes = OneHotCategorical(logits=classifier(x), estimator=DisARM())
+        svi = SVI(model, guide, Adam({"lr": 0.01}), ScoreFunction_ELBO(num_particles=4))
 
     **References**
 
     [1] `DisARM: An Antithetic Gradient Estimator for Binary Latent Variables`, Zhe Dong, Andriy
         Mnih, George Tucker (NeurIPS 2020)
-    [2] `ARM: Augment-REINFORCE-Merge Gradient for Stochastic Binary Networks`, Mingzhang Yin,
+    [2] `Coupled Gradient Estimators for Discrete Latent Variables`, Zhe Dong, Andriy Mnih,
+        George Tucker (NeurIPS 2021)
+    [3] `ARM: Augment-REINFORCE-Merge Gradient for Stochastic Binary Networks`, Mingzhang Yin,
         Mingyuan Zhou (ICLR 2019)
     """
 
+    supports_counts = False
+
     def sample_noise(self, logits, k=1):
         self._check_k(k, logits)
-        check_binary_categories(type(self).__name__, logits.shape[-1])
         dtype = self._noise_dtype(logits)
+        nodes = logits.shape[:-1] + (logits.shape[-1] - 1,)
         particles = _antithetic_particles.get()
         if particles is None:
-            return (sample_uniform(logits, dtype),)
+            return (torch.rand(nodes, dtype=dtype, device=logits.device),)
         check_antithetic_particles(particles, tuple(logits.shape[:-1]))
-        half = torch.rand((particles // 2,) + tuple(logits.shape[1:-1]) + (1,), dtype=dtype, device=logits.device)
+        half = torch.rand((particles // 2,) + nodes[1:], dtype=dtype, device=logits.device)
         return (torch.cat([half, 1 - half], dim=0),)
+
+    def apply(self, logits, uniform, *, k=1):
+        self._check_k(k, logits)
+        with torch.no_grad():
+            logits = logits.detach()
+            log_odds = tree_log_odds(logits.to(compute_dtype(logits.dtype)))
+            sample = one_hot(categorical_from_tree(log_odds, uniform.to(log_odds.dtype)), logits)
+            return invalid_rows_to_nan(logits, sample)

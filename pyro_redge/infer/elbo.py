@@ -1,5 +1,5 @@
 """An ELBO whose score-function terms use the other particles: leave-one-out baselines (RLOO) and
-antithetic pairs (DisARM)."""
+antithetic pairs (DisARM, for Bernoulli and categorical sites)."""
 
 from collections import defaultdict
 
@@ -10,8 +10,10 @@ from pyro.infer.tracegraph_elbo import JitTraceGraph_ELBO, TraceGraph_ELBO
 from pyro.infer.util import MultiFrameTensor, is_validation_enabled
 from pyro.ops.provenance import detach_provenance, get_provenance
 
+from pyro_redge._math import tree_log_odds
 from pyro_redge.distributions import Bernoulli
 from pyro_redge.estimators.score_function import DisARM, antithetic_particles
+from redge_core.category_tree import pair_estimate, tree_nodes
 from redge_core.estimator_options import check_num_particles
 from redge_core.wrappers import core_and_masks
 
@@ -31,8 +33,10 @@ class ScoreFunction_ELBO(TraceGraph_ELBO):
       .. math:: \hat g = \frac{1}{S} \sum_{i=1}^{S} \Big(f_i - \frac{1}{S-1} \sum_{j \ne i} f_j\Big)
           \nabla_\theta \log q_\theta(z_i);
 
-    - a site with :class:`~pyro_redge.estimators.DisARM` (binary) is drawn in antithetic pairs,
-      particle :math:`i` with particle :math:`i + S/2`, and gets DisARM's pair estimate.
+    - a site with :class:`~pyro_redge.estimators.DisARM` (a Bernoulli or a categorical) is drawn in
+      antithetic pairs, particle :math:`i` with particle :math:`i + S/2`, and gets DisARM's pair
+      estimate (for a categorical, through a binary tree over its categories, with leave-one-out
+      baselines below the node where a pair's paths part).
 
     Both are unbiased estimates of the ELBO's gradient (the test suite checks them against exact
     enumeration), and their variance falls with ``num_particles`` at the cost of that many model
@@ -57,7 +61,8 @@ class ScoreFunction_ELBO(TraceGraph_ELBO):
     [1] `Buy 4 REINFORCE Samples, Get a Baseline for Free!`, Wouter Kool, Herke van Hoof, Max
         Welling (ICLR 2019 workshop)
     [2] `DisARM: An Antithetic Gradient Estimator for Binary Latent Variables`, Zhe Dong, Andriy
-        Mnih, George Tucker (NeurIPS 2020)
+        Mnih, George Tucker (NeurIPS 2020); `Coupled Gradient Estimators for Discrete Latent
+        Variables`, the same authors (NeurIPS 2021)
     [3] `Gradient Estimation Using Stochastic Computation Graphs`, John Schulman, Nicolas Heess,
         Theophane Weber, Pieter Abbeel (NeurIPS 2015)
     """
@@ -135,40 +140,54 @@ def _on_particle_axis(cost, dim, num_particles):
 
 
 def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
-    """DisARM's pair estimate as a surrogate ``<θ, stop_gradient(weight)>`` for each particle (both
-    members of a pair carry the pair's estimate; the ELBO divides by the particle count)."""
-    log_probs = core._log_probs
-    log_odds = log_probs[..., 1] - log_probs[..., 0]
-    ones = site["value"] if isinstance(core, Bernoulli) else site["value"][..., 1]
-    inner = log_odds.dim() - len(site["fn"].batch_shape)
-    axis = dim - inner
+    """DisARM's pair estimate as a surrogate ``<φ, stop_gradient(weight)>`` on the category tree's
+    log-odds φ for each particle (both members of a pair carry the pair's estimate; the ELBO divides
+    by the particle count). The score terms below the branching node take the leave-one-out baseline."""
+    log_odds = tree_log_odds(core._log_probs)
+    category = (site["value"] if isinstance(core, Bernoulli) else site["value"].argmax(-1)).long()
+    inner = log_odds.dim() - 1 - len(site["fn"].batch_shape)
+    axis = dim - inner - 1
     half = num_particles // 2
 
-    def on_core_batch(tensor, inner_dims):
+    def on_nodes(tensor, inner_dims):
+        """``tensor`` on the core's batch, with the node axis (of size 1) last."""
         tensor = torch.as_tensor(tensor, device=log_odds.device)
-        return tensor.reshape(tensor.shape + (1,) * inner_dims)
+        return tensor.reshape(tensor.shape + (1,) * (inner_dims + 1))
 
-    cost = on_core_batch(cost, inner)
-    partner_ones = ones.roll(half, axis)
-    weight = (
-        0.5
-        * (cost - cost.roll(half, axis))
-        * (1 - 2 * partner_ones)
-        * (ones != partner_ones)
-        * torch.sigmoid(log_odds.detach().abs())
+    cost = on_nodes(cost, inner)
+    baseline = (cost.sum(axis, keepdim=True) - cost) / (num_particles - 1)
+    category = category[..., None]
+    levels, positions = (torch.tensor(nodes, device=log_odds.device) for nodes in tree_nodes(log_odds.shape[-1] + 1))
+    detached = log_odds.detach()
+
+    def partner(tensor):
+        return tensor.roll(half, axis)
+
+    weight = pair_estimate(
+        levels,
+        positions,
+        category,
+        partner(category),
+        cost,
+        partner(cost),
+        baseline,
+        partner(baseline),
+        torch.sigmoid(detached),
+        torch.sigmoid(detached.abs()),
     )
     # The cost carries the site's scale already; a masked entry has no score (as Pyro's own).
     if site["mask"] is not None:
-        weight = weight * on_core_batch(site["mask"], inner)
+        weight = weight * on_nodes(site["mask"], inner)
     for mask, missing in masks:
-        weight = weight * on_core_batch(mask, missing)
-    pair_log_odds = log_odds.detach().roll(half, axis)
+        weight = weight * on_nodes(mask, missing)
+    pair_log_odds = partner(detached)
     if is_validation_enabled() and not torch.jit.is_tracing():
-        if not torch.equal(log_odds.detach(), pair_log_odds):
+        if not torch.equal(detached, pair_log_odds):
             raise ValueError(
-                f"DisARM site {name!r}: its log-odds differ between the members of an antithetic pair of "
-                "particles; DisARM needs log-odds that depend on parameters and data only, not on other "
+                f"DisARM site {name!r}: its logits differ between the members of an antithetic pair of "
+                "particles; DisARM needs logits that depend on parameters and data only, not on other "
                 "latent draws (use RLOO for such a site)"
             )
-    weight = torch.where(log_odds.detach() == pair_log_odds, weight, torch.nan)
-    return (log_odds * weight.detach()).sum()
+    weight = torch.where(detached == pair_log_odds, weight, torch.nan)
+    # A branch of probability 0 or 1 (a masked category) has infinite log-odds and a zero weight.
+    return (log_odds.masked_fill(~detached.isfinite(), 0.0) * weight.detach()).sum()

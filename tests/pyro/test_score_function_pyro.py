@@ -3,15 +3,17 @@ JitTraceGraph_ELBO (NumPyro's ELBOs are compiled by SVI itself, which tests/test
 covers)."""
 
 import numpy as np
+import pytest
 
 from tests.backends import PyroBackend
 from tests.test_score_function import REPLICAS, exact_elbo_gradient, replica_estimates, replicated_problem
 
 
-def test_jit_score_function_elbo_is_unbiased_against_enumeration():
+@pytest.mark.parametrize("global_estimator", ["RLOO", "DisARM"])
+def test_jit_score_function_elbo_is_unbiased_against_enumeration(global_estimator):
     backend = PyroBackend()
     lib = backend.lib
-    problem = replicated_problem(backend, lib.RLOO(), lib.DisARM())
+    problem = replicated_problem(backend, getattr(lib, global_estimator)(), lib.DisARM())
     elbo = backend.elbo("JitScoreFunction_ELBO", 4)
     estimates = replica_estimates(backend, elbo, problem)
     assert elbo._jit_loss_and_surrogate_loss is not None  # the compiled path ran
