@@ -226,6 +226,10 @@ def grid_window(
     within ``max_support`` values.
     """
     remedy = _remedy(parameters)
+    if not math.isfinite(guess) and upper_limit is not None:
+        # A finite support has finite moments whatever the host reports (a Categorical's mean is NaN):
+        # its end is the first grid's.
+        guess = upper_limit
     if not math.isfinite(guess):
         raise ValueError(
             f"{owner}: its mean or variance is not finite, so no support of at most max_support={max_support} "
