@@ -41,6 +41,20 @@ def tree_nodes(num_categories):
     return levels, positions
 
 
+#: How far apart, in units of the dtype's epsilon relative to ``1 + |φ|``, the two members' log-odds
+#: may be and still count as one: the members compute them from the same parameters and data, but
+#: a host's vectorised reductions (a softmax over each particle's row) can round rows differently.
+LOG_ODDS_TOLERANCE = 1024
+
+
+def pair_log_odds_agree(log_odds, partner_log_odds, eps):
+    """Whether the two members of each pair have the same log-odds up to rounding (equal, or within
+    :data:`LOG_ODDS_TOLERANCE` ``× eps × (1 + |φ|)``); a genuine dependence on other latent draws,
+    which differ within a pair, moves them far more."""
+    difference = abs(log_odds - partner_log_odds)
+    return (log_odds == partner_log_odds) | (difference <= LOG_ODDS_TOLERANCE * eps * (1 + abs(log_odds)))
+
+
 def pair_estimate(
     node_levels,
     node_positions,

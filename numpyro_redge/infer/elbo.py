@@ -18,7 +18,7 @@ from numpyro.util import _validate_model, check_model_guide_match, not_jax_trace
 from numpyro_redge._math import tree_log_odds
 from numpyro_redge.distributions import Bernoulli
 from numpyro_redge.estimators.score_function import DisARM, antithetic_pair
-from redge_core.category_tree import pair_estimate, tree_nodes
+from redge_core.category_tree import pair_estimate, pair_log_odds_agree, tree_nodes
 from redge_core.estimator_options import check_antithetic_particles, check_num_particles
 from redge_core.wrappers import core_and_masks
 
@@ -200,8 +200,8 @@ def _disarm_surrogate(name, log_odds, category, cost, factor, num_particles):
         return jnp.roll(value, half, axis=0)
 
     detached = stop_gradient(log_odds)
-    pair_log_odds = partner(detached)
-    if not_jax_tracer(log_odds) and not bool(jnp.all(detached == pair_log_odds)):
+    agree = pair_log_odds_agree(detached, partner(detached), jnp.finfo(detached.dtype).eps)
+    if not_jax_tracer(log_odds) and not bool(jnp.all(agree)):
         raise ValueError(
             f"DisARM site {name!r}: its logits differ between the members of an antithetic pair of "
             "particles; DisARM needs logits that depend on parameters and data only, not on other "
@@ -222,6 +222,6 @@ def _disarm_surrogate(name, log_odds, category, cost, factor, num_particles):
         jax.nn.sigmoid(jnp.abs(detached)),
     )
     # Under jit the pairs cannot be checked eagerly: a mismatch makes the gradient NaN, never wrong.
-    weight = jnp.where(detached == pair_log_odds, weight, jnp.nan)
+    weight = jnp.where(agree, weight, jnp.nan)
     # A branch of probability 0 or 1 (a masked category) has infinite log-odds and a zero weight.
     return jnp.sum(jnp.where(jnp.isfinite(detached), log_odds, 0.0) * stop_gradient(weight))

@@ -13,7 +13,7 @@ from pyro.ops.provenance import detach_provenance, get_provenance
 from pyro_redge._math import tree_log_odds
 from pyro_redge.distributions import Bernoulli
 from pyro_redge.estimators.score_function import DisARM, antithetic_particles
-from redge_core.category_tree import pair_estimate, tree_nodes
+from redge_core.category_tree import pair_estimate, pair_log_odds_agree, tree_nodes
 from redge_core.estimator_options import check_num_particles
 from redge_core.wrappers import core_and_masks
 
@@ -180,14 +180,14 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
         weight = weight * on_nodes(site["mask"], inner)
     for mask, missing in masks:
         weight = weight * on_nodes(mask, missing)
-    pair_log_odds = partner(detached)
+    agree = pair_log_odds_agree(detached, partner(detached), torch.finfo(detached.dtype).eps)
     if is_validation_enabled() and not torch.jit.is_tracing():
-        if not torch.equal(detached, pair_log_odds):
+        if not agree.all():
             raise ValueError(
                 f"DisARM site {name!r}: its logits differ between the members of an antithetic pair of "
                 "particles; DisARM needs logits that depend on parameters and data only, not on other "
                 "latent draws (use RLOO for such a site)"
             )
-    weight = torch.where(detached == pair_log_odds, weight, torch.nan)
+    weight = torch.where(agree, weight, torch.nan)
     # A branch of probability 0 or 1 (a masked category) has infinite log-odds and a zero weight.
     return (log_odds.masked_fill(~detached.isfinite(), 0.0) * weight.detach()).sum()
