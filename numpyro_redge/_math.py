@@ -146,7 +146,8 @@ def tree_log_odds(logits):
 def categorical_from_tree(log_odds, uniform):
     """Index (..., 1) of the category reached from the root of the category tree by the bits
     ``uniform < σ(log_odds)`` (both (..., K − 1), as :func:`tree_log_odds` lays the nodes out)."""
-    bits = (uniform < jax.nn.sigmoid(log_odds)).astype(jnp.int32)
+    # A branch of probability 1 is taken whatever the uniform: the partner's 1 − u reaches 1 when u = 0.
+    bits = jnp.where(jnp.isinf(log_odds), log_odds > 0, uniform < jax.nn.sigmoid(log_odds)).astype(jnp.int32)
     levels = tree_levels(jnp.shape(log_odds)[-1] + 1)
     starts = [sum(levels[:level]) for level in range(len(levels))]
     position = jnp.zeros(jnp.shape(log_odds)[:-1] + (1,), dtype=jnp.int32)

@@ -96,7 +96,8 @@ def tree_log_odds(logits):
 def categorical_from_tree(log_odds, uniform):
     """Index (..., 1) of the category reached from the root of the category tree by the bits
     ``uniform < σ(log_odds)`` (both (..., K − 1), as :func:`tree_log_odds` lays the nodes out)."""
-    bits = (uniform < torch.sigmoid(log_odds)).long()
+    # A branch of probability 1 is taken whatever the uniform: the partner's 1 − u reaches 1 when u = 0.
+    bits = torch.where(log_odds.isinf(), log_odds > 0, uniform < torch.sigmoid(log_odds)).long()
     levels = tree_levels(log_odds.shape[-1] + 1)
     starts = [sum(levels[:level]) for level in range(len(levels))]
     position = torch.zeros(log_odds.shape[:-1] + (1,), dtype=torch.long, device=log_odds.device)

@@ -49,8 +49,9 @@ LOG_ODDS_TOLERANCE = 1024
 
 def pair_log_odds_agree(log_odds, partner_log_odds, eps):
     """Whether the two members of each pair have the same log-odds up to rounding (equal, or within
-    :data:`LOG_ODDS_TOLERANCE` ``× eps × (1 + |φ|)``); a genuine dependence on other latent draws,
-    which differ within a pair, moves them far more."""
+    :data:`LOG_ODDS_TOLERANCE` ``× eps × (1 + |φ|)``, ``eps`` that of the compute dtype, at least
+    float32's). A genuine dependence on other latent draws, which differ within a pair, moves them
+    far more; one smaller than the tolerance would pass, its bias on the gradient as small."""
     difference = abs(log_odds - partner_log_odds)
     return (log_odds == partner_log_odds) | (difference <= LOG_ODDS_TOLERANCE * eps * (1 + abs(log_odds)))
 

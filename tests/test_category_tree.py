@@ -107,6 +107,48 @@ def test_pair_estimate_is_exactly_unbiased_and_beats_two_sample_rloo(num_categor
     assert square - exact @ exact < 0.97 * (rloo_square - exact @ exact)
 
 
+@pytest.mark.parametrize("num_categories", [2, 3, 4])
+def test_two_pairs_with_leave_one_out_baselines_are_exactly_unbiased(num_categories):
+    """Four particles in two independent pairs, each particle's score terms baselined by the mean
+    cost of the other three (as ScoreFunction_ELBO does): the mean of the two pairs' estimates,
+    over every joint state of both pairs' bits, is the exact gradient."""
+    rng = np.random.default_rng(num_categories)
+    logits, cost = 1.5 * rng.normal(size=num_categories), 2.0 * rng.normal(size=num_categories)
+    probs = np.exp(log_softmax(logits))
+    log_odds = node_log_odds(logits)
+    step = 1e-6
+    jacobian = np.array(
+        [(node_log_odds(logits + step * e) - node_log_odds(logits - step * e)) for e in np.eye(len(logits))]
+    )
+    jacobian /= 2 * step
+    levels, positions = (np.array(nodes) for nodes in tree_nodes(num_categories))
+    pairs = [
+        (probability, descend(num_categories, bits), descend(num_categories, partner_bits))
+        for probability, bits, partner_bits in pair_states(log_odds)
+    ]
+    mean = np.zeros(num_categories)
+    for (first_probability, a, b), (second_probability, c, d) in itertools.product(pairs, pairs):
+        costs = cost[[a, b, c, d]]
+        baselines = (costs.sum() - costs) / 3
+        estimates = [
+            pair_estimate(
+                levels,
+                positions,
+                np.array([one]),
+                np.array([other]),
+                costs[[i]],
+                costs[[j]],
+                baselines[[i]],
+                baselines[[j]],
+                expit(log_odds),
+                expit(np.abs(log_odds)),
+            )
+            for one, other, i, j in [(a, b, 0, 1), (c, d, 2, 3)]
+        ]
+        mean += first_probability * second_probability * (jacobian @ (0.5 * (estimates[0] + estimates[1])))
+    np.testing.assert_allclose(mean, probs * (cost - probs @ cost), atol=1e-8)
+
+
 @pytest.mark.parametrize("num_categories", [1, 2, 3, 5, 6, 7, 8, 100])
 def test_the_tree_has_one_node_per_category_but_one_and_logarithmic_depth(num_categories):
     levels, positions = tree_nodes(num_categories)

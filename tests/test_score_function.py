@@ -216,6 +216,10 @@ def test_disarm_draws_the_exact_categorical_and_antithetic_pairs(backend):
 
     finite = np.isfinite(log_odds)
     np.testing.assert_allclose(log_odds[finite], node_log_odds(TREE_LOGITS)[finite], rtol=1e-12)
+    # The partner of a uniform drawn as exactly 0 gets 1 − 0 = 1: a branch of probability 1 is still
+    # taken (float32 uniforms are 0 about once in 2^24 draws).
+    edge = lib.DisARM().apply(backend.array([[-np.inf, 0.0, 1.0]]), backend.array([[1.0, 1.0]]))
+    assert backend.numpy(edge)[0, 0] == 0
     # A node whose branches are both masked is never reached: log-odds 0, derivatives 0 (not NaN).
     two_masked = np.array([0.3, -0.5, -np.inf, -np.inf, 0.1])
     (gradient,) = backend.grad(lambda x: (tree_log_odds(x) * backend.array(np.arange(1.0, 5.0))).sum(), two_masked)

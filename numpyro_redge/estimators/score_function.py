@@ -132,11 +132,10 @@ class DisARM(ScoreFunctionEstimator):
     as :math:`1 - u`); the pair's estimate is DisARM's term above at the node where their paths
     part, plus on each path's own nodes below it the score term
     :math:`\tfrac12 (f - c)(b_n - \sigma(\phi_n))\nabla\phi_n` with the leave-one-out baseline
-    :math:`c` (the mean cost of the other particles), which does not depend on that node's uniform
-    (Dong, Mnih and Tucker 2021, their binary-tree DisARM; the leave-one-out baseline for more than
-    one pair is ours). For two categories it is the binary DisARM. Unbiased (checked against
-    enumeration); with one pair its variance is 0.22–0.96 of RLOO's with the same two evaluations
-    on the exactly enumerated problems of the test suite.
+    :math:`c`, the mean cost of the other particles (with one pair, the partner's), which does not
+    depend on that node's uniform: the binary-tree DisARM of Dong, Mnih and Tucker (2021). For two
+    categories it is the binary DisARM. Unbiased; measured against RLOO in
+    :doc:`/choosing_an_estimator`.
 
     For a :class:`~numpyro_redge.Bernoulli` or a :class:`~numpyro_redge.OneHotCategorical` whose logits
     depend on parameters and data only (not on other latent draws, which differ between the members
@@ -152,11 +151,15 @@ class DisARM(ScoreFunctionEstimator):
     >>> value = site.sample(jax.random.PRNGKey(0))
     >>> site.has_rsample, value.shape, set(value.tolist()) <= {0.0, 1.0}
     (False, (4,), True)
+    >>> from numpyro_redge import OneHotCategorical
+    >>> OneHotCategorical(logits=jnp.zeros((2, 5)), estimator=DisARM()).sample(jax.random.PRNGKey(1)).sum(-1)
+    Array([1., 1.], dtype=float32)
 
     In a guide, fitted by ``ScoreFunction_ELBO``::
 
-        bits = Bernoulli(logits=encoder(x), estimator=DisARM()).to_event(1)
-        classes = OneHotCategorical(logits=classifier(x), estimator=DisARM())
+        with numpyro.plate("data", len(x)):
+            numpyro.sample("bits", Bernoulli(logits=encoder(x), estimator=DisARM()).to_event(1))
+            numpyro.sample("class", OneHotCategorical(logits=classifier(x), estimator=DisARM()))
         svi = SVI(model, guide, optax.adam(0.01), ScoreFunction_ELBO(num_particles=4))
 
     **References**

@@ -15,7 +15,7 @@ from numpyro.infer.util import get_importance_trace
 from numpyro.primitives import Messenger
 from numpyro.util import _validate_model, check_model_guide_match, not_jax_tracer
 
-from numpyro_redge._math import tree_log_odds
+from numpyro_redge._math import compute_dtype, tree_log_odds
 from numpyro_redge.distributions import Bernoulli
 from numpyro_redge.estimators.score_function import DisARM, antithetic_pair
 from redge_core.category_tree import pair_estimate, pair_log_odds_agree, tree_nodes
@@ -200,7 +200,7 @@ def _disarm_surrogate(name, log_odds, category, cost, factor, num_particles):
         return jnp.roll(value, half, axis=0)
 
     detached = stop_gradient(log_odds)
-    agree = pair_log_odds_agree(detached, partner(detached), jnp.finfo(detached.dtype).eps)
+    agree = pair_log_odds_agree(detached, partner(detached), jnp.finfo(compute_dtype(detached.dtype)).eps)
     if not_jax_tracer(log_odds) and not bool(jnp.all(agree)):
         raise ValueError(
             f"DisARM site {name!r}: its logits differ between the members of an antithetic pair of "

@@ -9,8 +9,9 @@ from pyro.distributions.util import is_identically_zero
 from pyro.infer.tracegraph_elbo import JitTraceGraph_ELBO, TraceGraph_ELBO
 from pyro.infer.util import MultiFrameTensor, is_validation_enabled
 from pyro.ops.provenance import detach_provenance, get_provenance
+from pyro.util import ignore_jit_warnings
 
-from pyro_redge._math import tree_log_odds
+from pyro_redge._math import compute_dtype, tree_log_odds
 from pyro_redge.distributions import Bernoulli
 from pyro_redge.estimators.score_function import DisARM, antithetic_particles
 from redge_core.category_tree import pair_estimate, pair_log_odds_agree, tree_nodes
@@ -143,7 +144,8 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
     """DisARM's pair estimate as a surrogate ``<φ, stop_gradient(weight)>`` on the category tree's
     log-odds φ for each particle (both members of a pair carry the pair's estimate; the ELBO divides
     by the particle count). The score terms below the branching node take the leave-one-out baseline."""
-    log_odds = tree_log_odds(core._log_probs)
+    with ignore_jit_warnings():  # the tree's layout depends on the number of categories only
+        log_odds = tree_log_odds(core._log_probs)
     category = (site["value"] if isinstance(core, Bernoulli) else site["value"].argmax(-1)).long()
     inner = log_odds.dim() - 1 - len(site["fn"].batch_shape)
     axis = dim - inner - 1
@@ -157,7 +159,9 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
     cost = on_nodes(cost, inner)
     baseline = (cost.sum(axis, keepdim=True) - cost) / (num_particles - 1)
     category = category[..., None]
-    levels, positions = (torch.tensor(nodes, device=log_odds.device) for nodes in tree_nodes(log_odds.shape[-1] + 1))
+    with ignore_jit_warnings():  # the tree is static: its layout is a constant of a traced step
+        nodes = tree_nodes(log_odds.shape[-1] + 1)
+        levels, positions = (torch.tensor(layout, dtype=torch.long, device=log_odds.device) for layout in nodes)
     detached = log_odds.detach()
 
     def partner(tensor):
@@ -180,7 +184,7 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
         weight = weight * on_nodes(site["mask"], inner)
     for mask, missing in masks:
         weight = weight * on_nodes(mask, missing)
-    agree = pair_log_odds_agree(detached, partner(detached), torch.finfo(detached.dtype).eps)
+    agree = pair_log_odds_agree(detached, partner(detached), torch.finfo(compute_dtype(detached.dtype)).eps)
     if is_validation_enabled() and not torch.jit.is_tracing():
         if not agree.all():
             raise ValueError(
