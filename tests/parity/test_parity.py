@@ -211,3 +211,27 @@ def test_aimle_state_follows_the_same_trajectory_in_both_hosts(noise, dtype):
         assert float(torch_state.beta) == float(jax_state.beta)
         assert float(torch_state.density) == float(jax_state.density)
     assert float(torch_state.beta) != 1.0
+
+
+@pytest.mark.parametrize("shape", [(7, 10), (2, 3, 5), (4, 2), (3, 1)])
+def test_disarm_draws_the_same_category_through_the_same_tree(shape):
+    """DisARM's categorical draw: the same tree log-odds (and derivatives) and, for the same node
+    uniforms and their antithetic partners, the same categories in both hosts."""
+    rng = np.random.default_rng(1)
+    logits = 2 * rng.normal(size=shape)
+    masked = shape[-1] > 1
+    logits[..., 0] = -np.inf if masked else logits[..., 0]  # a masked category in every row
+    uniform = rng.uniform(size=shape[:-1] + (shape[-1] - 1,))
+    cotangent = rng.normal(size=shape[:-1] + (shape[-1] - 1,))
+    torch_logits = torch.tensor(logits, requires_grad=True)
+    torch_log_odds = torch_math.tree_log_odds(torch_logits)
+    (torch_grad,) = torch.autograd.grad((torch_log_odds * torch.tensor(cotangent)).sum(), torch_logits)
+    jax_log_odds = jax_math.tree_log_odds(jnp.asarray(logits))
+    jax_grad = jax.grad(lambda x: (jax_math.tree_log_odds(x) * cotangent).sum())(jnp.asarray(logits))
+    np.testing.assert_allclose(torch_log_odds.detach().numpy(), np.asarray(jax_log_odds), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(torch_grad.numpy(), np.asarray(jax_grad), rtol=1e-12, atol=1e-12)
+    for noise in (uniform, 1 - uniform):
+        torch_sample = pyro_redge.DisARM().apply(torch.tensor(logits), torch.tensor(noise))
+        jax_sample = numpyro_redge.DisARM().apply(jnp.asarray(logits), jnp.asarray(noise))
+        assert np.array_equal(torch_sample.numpy(), np.asarray(jax_sample))
+        assert np.all(torch_sample.numpy().sum(-1) == 1) and not (masked and torch_sample.numpy()[..., 0].any())
