@@ -53,15 +53,22 @@ def pair_states(log_odds):
             yield probability, [state[1] for state in states], [state[2] for state in states]
 
 
+def log_odds_jacobian(logits):
+    """``d node_log_odds / d logits`` (categories × nodes), by central differences (step 1e-6)."""
+    step = 1e-6
+    return np.array(
+        [
+            (node_log_odds(logits + step * e) - node_log_odds(logits - step * e)) / (2 * step)
+            for e in np.eye(len(logits))
+        ]
+    )
+
+
 def estimate_moments(logits, cost):
     """Mean and mean squared norm of the pair estimate in the logits, over every joint state."""
     num_categories = len(logits)
     log_odds = node_log_odds(logits)
-    step = 1e-6
-    jacobian = np.array(
-        [(node_log_odds(logits + step * e) - node_log_odds(logits - step * e)) for e in np.eye(len(logits))]
-    )
-    jacobian /= 2 * step
+    jacobian = log_odds_jacobian(logits)
     levels, positions = (np.array(nodes) for nodes in tree_nodes(num_categories))
     mean, square = np.zeros(num_categories), 0.0
     for probability, bits, partner_bits in pair_states(log_odds):
@@ -116,11 +123,7 @@ def test_two_pairs_with_leave_one_out_baselines_are_exactly_unbiased(num_categor
     logits, cost = 1.5 * rng.normal(size=num_categories), 2.0 * rng.normal(size=num_categories)
     probs = np.exp(log_softmax(logits))
     log_odds = node_log_odds(logits)
-    step = 1e-6
-    jacobian = np.array(
-        [(node_log_odds(logits + step * e) - node_log_odds(logits - step * e)) for e in np.eye(len(logits))]
-    )
-    jacobian /= 2 * step
+    jacobian = log_odds_jacobian(logits)
     levels, positions = (np.array(nodes) for nodes in tree_nodes(num_categories))
     pairs = [
         (probability, descend(num_categories, bits), descend(num_categories, partner_bits))
