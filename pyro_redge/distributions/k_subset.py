@@ -5,7 +5,6 @@ import warnings
 import torch
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch.distributions import constraints
-from torch.distributions.utils import lazy_property
 
 from pyro_redge._math import expected_log_prob, log_elementary_symmetric, subset_from_uniform, top_k_one_hot
 from pyro_redge.distributions.registry import register
@@ -174,10 +173,9 @@ class KSubset(EstimatorSampling, TorchDistribution):
         """``(batch_shape, event_shape)`` from the shape of ``logits``: the items are the event."""
         return tuple(logits[:-1]), tuple(logits[-1:])
 
-    @lazy_property
+    @property
     def log_normalizer(self):
-        r""":math:`\log e_k(e^{\theta})`, per batch element (computed once per instance, with its
-        gradient: ``log_prob`` and the KL each read it, and a step reads both)."""
+        r""":math:`\log e_k(e^{\theta})`, per batch element."""
         return log_elementary_symmetric(self.logits, self.k)
 
     @property
@@ -185,11 +183,10 @@ class KSubset(EstimatorSampling, TorchDistribution):
         r"""The exact inclusion probabilities :math:`\mathbb{E}[z] = \nabla_\theta \log e_k`,
         differentiable in the logits."""
         with torch.enable_grad():
-            if self.logits.requires_grad:  # from the instance's normaliser, keeping its graph
-                (marginals,) = torch.autograd.grad(self.log_normalizer.sum(), self.logits, create_graph=True)
-                return marginals
-            logits = self.logits.detach().requires_grad_()
-            (marginals,) = torch.autograd.grad(log_elementary_symmetric(logits, self.k).sum(), logits)
+            logits = self.logits if self.logits.requires_grad else self.logits.detach().requires_grad_()
+            (marginals,) = torch.autograd.grad(
+                log_elementary_symmetric(logits, self.k).sum(), logits, create_graph=self.logits.requires_grad
+            )
         return marginals
 
     @property
