@@ -41,19 +41,22 @@ def tree_nodes(num_categories):
     return levels, positions
 
 
-#: How far apart, in units of the dtype's epsilon relative to ``1 + |φ|``, the two members' log-odds
-#: may be and still count as one: the members compute them from the same parameters and data, but
-#: a host's vectorised reductions (a softmax over each particle's row) can round rows differently.
-LOG_ODDS_TOLERANCE = 1024
+#: How far apart, in units of the dtype's epsilon relative to the row's scale (1 + the largest finite
+#: log-probability magnitude), the two members' log-odds may be and still count as one: the members
+#: compute them from the same parameters and data, but a host's vectorised reductions (a softmax
+#: over each particle's row) can round rows differently.
+LOG_ODDS_TOLERANCE = 64
 
 
-def pair_log_odds_agree(log_odds, partner_log_odds, eps):
-    """Whether the two members of each pair have the same log-odds up to rounding (equal, or within
-    :data:`LOG_ODDS_TOLERANCE` ``× eps × (1 + |φ|)``, ``eps`` that of the compute dtype, at least
-    float32's). A genuine dependence on other latent draws, which differ within a pair, moves them
-    far more; one smaller than the tolerance would pass, its bias on the gradient as small."""
-    difference = abs(log_odds - partner_log_odds)
-    return (log_odds == partner_log_odds) | (difference <= LOG_ODDS_TOLERANCE * eps * (1 + abs(log_odds)))
+def pair_log_odds_agree(log_odds, partner_log_odds, eps, scale):
+    """Whether the two members of each pair have the same log-odds up to rounding: equal, or within
+    :data:`LOG_ODDS_TOLERANCE` ``× eps × scale``, with ``eps`` that of the log-odds' dtype and
+    ``scale`` (finite, broadcasting against the node axis) ``1 +`` the row's largest finite
+    log-probability magnitude. Infinite log-odds (a branch of probability 0 or 1) must be equal. A
+    genuine dependence on other latent draws, which differ within a pair, moves them far more; one
+    smaller than the tolerance would pass, its bias on the gradient as small (loose in half
+    precision: a sixteenth of the scale in float16, half of it in bfloat16)."""
+    return (log_odds == partner_log_odds) | (abs(log_odds - partner_log_odds) <= LOG_ODDS_TOLERANCE * eps * scale)
 
 
 def pair_estimate(

@@ -226,10 +226,6 @@ def grid_window(
     within ``max_support`` values.
     """
     remedy = _remedy(parameters)
-    if not math.isfinite(guess) and upper_limit is not None:
-        # A finite support has finite moments whatever the host reports (a Categorical's mean is NaN):
-        # its end is the first grid's.
-        guess = upper_limit
     if not math.isfinite(guess):
         raise ValueError(
             f"{owner}: its mean or variance is not finite, so no support of at most max_support={max_support} "
@@ -259,7 +255,7 @@ def grid_window(
 def _lower_end(log_pmf, lower, last, tail_mass):
     """``L``: the largest count ``≤ last`` with ``P(N < L) < tail_mass`` for every batch element,
     from the log-pmf on the grid ``lower..`` (the lower tail is the CDF before ``L``)."""
-    if log_pmf.size == 0:
+    if log_pmf.size == 0 or last == lower:  # an empty batch, or a window of the one count `lower`
         return lower
     below = np.exp(np.logaddexp.accumulate(log_pmf, axis=-1))[..., : last - lower]  # P(N ≤ k) for k < K
     small = (below < tail_mass).reshape(-1, below.shape[-1]).all(0)

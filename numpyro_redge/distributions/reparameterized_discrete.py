@@ -55,10 +55,6 @@ def _unvalidated_log_prob(distribution, value):
     """The host distribution's log-pmf at ``value``, without validation (a grid leaves the support)."""
     unvalidated = copy.copy(unexpanded(distribution))
     unvalidated._validate_args = False
-    if isinstance(unvalidated, (host.CategoricalLogits, host.CategoricalProbs)):
-        # NumPyro's Categorical indexes its log-probabilities by the value, which must be an integer
-        # array; the grid's values are whole numbers (a value off the support is masked by the caller).
-        value = jnp.asarray(value).astype(jnp.int32)
     return unvalidated.log_prob(value)
 
 
@@ -360,9 +356,7 @@ class ReparameterizedDiscrete(Distribution):
         """``jax.vmap`` over an instance leaves its static batch shape stale (the parameters lose
         the mapped axis, the pytree aux data does not): refused, not silently broadcast."""
         base = unexpanded(self.base)
-        # a parameter's own event axes (a Categorical's logits: the categories) are not batch axes
-        event_dims = {name: getattr(base.arg_constraints.get(name), "event_dim", 0) for name in base.get_args()}
-        shapes = [jnp.shape(value)[: jnp.ndim(value) - event_dims[name]] for name, value in base.get_args().items()]
+        shapes = [jnp.shape(value) for value in base.get_args().values()]
         if shapes and tuple(jax.lax.broadcast_shapes(*shapes)) != tuple(base.batch_shape):
             raise ValueError(
                 f"{type(self).__name__}: its parameters have the shape {jax.lax.broadcast_shapes(*shapes)} but its "

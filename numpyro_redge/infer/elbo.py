@@ -15,7 +15,7 @@ from numpyro.infer.util import get_importance_trace
 from numpyro.primitives import Messenger
 from numpyro.util import _validate_model, check_model_guide_match, not_jax_tracer
 
-from numpyro_redge._math import compute_dtype, tree_log_odds
+from numpyro_redge._math import tree_log_odds
 from numpyro_redge.distributions import Bernoulli
 from numpyro_redge.estimators.score_function import DisARM, antithetic_pair
 from redge_core.category_tree import pair_estimate, pair_log_odds_agree, tree_nodes
@@ -168,8 +168,12 @@ class _SharedSubsamples(Messenger):
 
 def _disarm_terms(site, core, masks, cost):
     """Per particle: the category tree's log-odds (the core's batch, then the node axis), the sampled
-    category and the cost (with a node axis of 1), and the factor (the masks) DisARM's weight carries."""
-    log_odds = tree_log_odds(core._log_probs)
+    category and the cost (with a node axis of 1), the factor (the masks) DisARM's weight carries, and
+    the row's scale for the check that the two members of a pair share their log-odds."""
+    log_probs = core._log_probs
+    log_odds = tree_log_odds(log_probs)
+    # the row's scale for the pair check: 1 + its largest finite log-probability magnitude
+    scale = 1 + jnp.max(jnp.where(jnp.isfinite(log_probs), jnp.abs(stop_gradient(log_probs)), 0), -1, keepdims=True)
     shape = jnp.shape(log_odds)[:-1]
     category = (site["value"] if isinstance(core, Bernoulli) else jnp.argmax(site["value"], -1)).astype(jnp.int32)
     inner = len(shape) - len(site["fn"].batch_shape)
@@ -177,6 +181,7 @@ def _disarm_terms(site, core, masks, cost):
         # an ExpandedDistribution: the core's log-odds broadcast to the site's batch
         shape = tuple(site["fn"].batch_shape) + shape[len(shape) - inner :]
         log_odds = jnp.broadcast_to(log_odds, shape + jnp.shape(log_odds)[-1:])
+        scale = jnp.broadcast_to(scale, shape + (1,))
 
     def on_nodes(value, missing):
         """``value`` on the core's batch, with the node axis (of size 1) last."""
@@ -187,10 +192,10 @@ def _disarm_terms(site, core, masks, cost):
     factor = jnp.ones(shape + (1,))
     for mask, missing in masks:
         factor = factor * on_nodes(mask, missing)
-    return log_odds, jnp.broadcast_to(category, shape)[..., None], on_nodes(cost, inner), factor
+    return log_odds, jnp.broadcast_to(category, shape)[..., None], on_nodes(cost, inner), factor, scale
 
 
-def _disarm_surrogate(name, log_odds, category, cost, factor, num_particles):
+def _disarm_surrogate(name, log_odds, category, cost, factor, scale, num_particles):
     """DisARM's pair estimate as a surrogate ``<φ, stop_gradient(weight)>`` on the category tree's
     log-odds φ for each particle (both members of a pair carry the pair's estimate; the ELBO divides
     by the particle count). The score terms below the branching node take the leave-one-out baseline."""
@@ -200,7 +205,7 @@ def _disarm_surrogate(name, log_odds, category, cost, factor, num_particles):
         return jnp.roll(value, half, axis=0)
 
     detached = stop_gradient(log_odds)
-    agree = pair_log_odds_agree(detached, partner(detached), jnp.finfo(compute_dtype(detached.dtype)).eps)
+    agree = pair_log_odds_agree(detached, partner(detached), jnp.finfo(detached.dtype).eps, scale)
     if not_jax_tracer(log_odds) and not bool(jnp.all(agree)):
         raise ValueError(
             f"DisARM site {name!r}: its logits differ between the members of an antithetic pair of "

@@ -11,7 +11,7 @@ from pyro.infer.util import MultiFrameTensor, is_validation_enabled
 from pyro.ops.provenance import detach_provenance, get_provenance
 from pyro.util import ignore_jit_warnings
 
-from pyro_redge._math import compute_dtype, tree_log_odds
+from pyro_redge._math import tree_log_odds
 from pyro_redge.distributions import Bernoulli
 from pyro_redge.estimators.score_function import DisARM, antithetic_particles
 from redge_core.category_tree import pair_estimate, pair_log_odds_agree, tree_nodes
@@ -184,7 +184,9 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
         weight = weight * on_nodes(site["mask"], inner)
     for mask, missing in masks:
         weight = weight * on_nodes(mask, missing)
-    agree = pair_log_odds_agree(detached, partner(detached), torch.finfo(compute_dtype(detached.dtype)).eps)
+    log_probs = core._log_probs.detach()
+    scale = 1 + torch.where(log_probs.isfinite(), log_probs.abs(), 0).amax(-1, keepdim=True)
+    agree = pair_log_odds_agree(detached, partner(detached), torch.finfo(detached.dtype).eps, scale)
     if is_validation_enabled() and not torch.jit.is_tracing():
         if not agree.all():
             raise ValueError(
