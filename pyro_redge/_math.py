@@ -221,7 +221,7 @@ def subset_from_uniform(logits, k, uniform):
         counts = torch.full(theta.shape[:-1] + (1,), k, dtype=torch.long, device=theta.device)
         used = 0
         for left, right, padded in reversed(merges):
-            splits = left.shape[-2] - padded  # a padded parent's right child is the constant 1
+            splits = left.shape[-2] - int(padded)  # a padded parent's right child is the constant 1
             node_uniform = uniform[..., used : used + splits].to(theta.dtype)
             used += splits
             if padded:

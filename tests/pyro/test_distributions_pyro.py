@@ -1,11 +1,16 @@
 """Pyro-only mechanics of OneHotCategorical and Bernoulli (the shared behaviour is in
 tests/test_distributions.py): ``sample()`` carries no graph, torch accepts infinite logits, and
-Pyro has a host OneHotCategorical to take a KL against."""
+Pyro has a host OneHotCategorical to take a KL against; and KSubset under Pyro's compiled ELBO."""
+
+import warnings
 
 import numpy as np
+import pyro
 import pyro.distributions as host
 import pytest
 import torch
+from pyro.infer import SVI, JitTrace_ELBO
+from pyro.optim import ClippedAdam
 from torch.distributions import kl_divergence
 
 import pyro_redge
@@ -47,3 +52,29 @@ def test_kl_against_pyros_one_hot_categorical_is_exact():
     torch.testing.assert_close(kl_divergence(q, p), by_enumeration(q, p))
     # torch's own KL between its two one-hot categoricals agrees.
     torch.testing.assert_close(kl_divergence(q, p), kl_divergence(q, host.OneHotCategorical(logits=logits_p)))
+
+
+def test_a_k_subset_guide_under_jit_trace_elbo_reaches_the_exact_posterior():
+    """KSubset under Pyro's compiled ELBO (the exact sampler's loop read a Python bool as a number,
+    which torch.jit.trace refused): the guide's marginals reach the posterior's."""
+    rewards = torch.arange(6.0, dtype=torch.float64)
+
+    def model():
+        z = pyro.sample("z", pyro_redge.KSubset(torch.zeros(6, dtype=torch.float64), 2))
+        pyro.factor("reward", (z * rewards).sum())
+
+    def guide():
+        pyro.sample("z", pyro_redge.KSubset(pyro.param("logits", torch.zeros(6, dtype=torch.float64)), 2))
+
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    svi = SVI(model, guide, ClippedAdam({"lr": 0.05, "lrd": 0.995}), JitTrace_ELBO())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings on shapes read as Python numbers
+        for _ in range(600):
+            svi.step()
+    fitted = pyro_redge.KSubset(pyro.param("logits").detach(), 2).marginals
+    exact = pyro_redge.KSubset(rewards, 2).marginals
+    # The posterior is the k-subset law of the rewards (marginals 0.02-0.87; the initial guide's are
+    # all 1/3). Measured over seeds 0-4: largest gap 0.02-0.04, the last steps' noise.
+    assert (fitted - exact).abs().max() < 0.1
