@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from redge_core import subsets
-from redge_core.category_tree import tree_levels
+from redge_core.category_tree import tree_descent, tree_levels
 
 
 def compute_dtype(dtype):
@@ -148,10 +148,8 @@ def categorical_from_tree(log_odds, uniform):
     ``uniform < σ(log_odds)`` (both (..., K − 1), as :func:`tree_log_odds` lays the nodes out)."""
     # A branch of probability 1 is taken whatever the uniform: the partner's 1 − u reaches 1 when u = 0.
     bits = jnp.where(jnp.isinf(log_odds), log_odds > 0, uniform < jax.nn.sigmoid(log_odds)).astype(jnp.int32)
-    levels = tree_levels(jnp.shape(log_odds)[-1] + 1)
-    starts = [sum(levels[:level]) for level in range(len(levels))]
     position = jnp.zeros(jnp.shape(log_odds)[:-1] + (1,), dtype=jnp.int32)
-    for pairs, start in zip(reversed(levels), reversed(starts), strict=True):
+    for pairs, start in tree_descent(jnp.shape(log_odds)[-1] + 1):
         bit = jnp.take_along_axis(bits, start + jnp.minimum(position, pairs - 1), axis=-1)
         position = 2 * position + jnp.where(position < pairs, bit, 0)
     return position

@@ -3,7 +3,7 @@
 import torch
 
 from redge_core import subsets
-from redge_core.category_tree import tree_levels
+from redge_core.category_tree import tree_descent, tree_levels
 
 
 def compute_dtype(dtype):
@@ -98,10 +98,8 @@ def categorical_from_tree(log_odds, uniform):
     ``uniform < σ(log_odds)`` (both (..., K − 1), as :func:`tree_log_odds` lays the nodes out)."""
     # A branch of probability 1 is taken whatever the uniform: the partner's 1 − u reaches 1 when u = 0.
     bits = torch.where(log_odds.isinf(), log_odds > 0, uniform < torch.sigmoid(log_odds)).long()
-    levels = tree_levels(log_odds.shape[-1] + 1)
-    starts = [sum(levels[:level]) for level in range(len(levels))]
     position = torch.zeros(log_odds.shape[:-1] + (1,), dtype=torch.long, device=log_odds.device)
-    for pairs, start in zip(reversed(levels), reversed(starts), strict=True):
+    for pairs, start in tree_descent(log_odds.shape[-1] + 1):
         bit = bits.gather(-1, start + position.clamp(max=pairs - 1))
         position = 2 * position + torch.where(position < pairs, bit, 0)
     return position

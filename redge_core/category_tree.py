@@ -41,6 +41,14 @@ def tree_nodes(num_categories):
     return levels, positions
 
 
+def tree_descent(num_categories):
+    """``(pairs, start)`` per level from the root down: the level's node count and the index of its
+    first node in the hosts' layout, the plan a draw follows from the root to a category."""
+    levels = tree_levels(num_categories)
+    starts = [sum(levels[:level]) for level in range(len(levels))]
+    return list(zip(reversed(levels), reversed(starts), strict=True))
+
+
 #: How far apart, in units of the dtype's epsilon relative to the row's scale (1 + the largest finite
 #: log-probability magnitude), the two members' log-odds may be and still count as one: the members
 #: compute them from the same parameters and data, but a host's vectorised reductions (a softmax

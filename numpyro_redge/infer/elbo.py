@@ -139,7 +139,7 @@ class ScoreFunction_ELBO(ELBO):
         elbos, leave_one_out, antithetic = self.vectorize_particles_fn(particle, particles)
         surrogate = jnp.array(0.0)
         for score, cost in leave_one_out.values():
-            others = (cost.sum(0, keepdims=True) - cost) / (num_particles - 1)
+            others = _leave_one_out_mean(cost, num_particles)
             surrogate = surrogate + jnp.sum(score * stop_gradient(cost - others))
         for name, terms in antithetic.items():
             surrogate = surrogate + _disarm_surrogate(name, *terms, num_particles)
@@ -164,6 +164,11 @@ class _SharedSubsamples(Messenger):
     def process_message(self, msg):
         if msg["type"] == "plate" and msg["value"] is None and msg["kwargs"].get("rng_key") is None:
             msg["kwargs"]["rng_key"] = random.fold_in(self.key, zlib.crc32(msg["name"].encode()))
+
+
+def _leave_one_out_mean(cost, num_particles):
+    """Each particle's baseline: the mean cost of the other particles (the particles on axis 0)."""
+    return (cost.sum(0, keepdims=True) - cost) / (num_particles - 1)
 
 
 def _disarm_terms(site, core, masks, cost):
@@ -212,7 +217,7 @@ def _disarm_surrogate(name, log_odds, category, cost, factor, scale, num_particl
             "particles; DisARM needs logits that depend on parameters and data only, not on other "
             "latent draws (use RLOO for such a site)"
         )
-    baseline = (cost.sum(0, keepdims=True) - cost) / (num_particles - 1)
+    baseline = _leave_one_out_mean(cost, num_particles)
     levels, positions = (jnp.asarray(nodes, dtype=jnp.int32) for nodes in tree_nodes(jnp.shape(log_odds)[-1] + 1))
     weight = factor * pair_estimate(
         levels,

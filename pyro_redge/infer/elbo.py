@@ -119,9 +119,14 @@ def _score_function_elbo(model_trace, guide_trace, num_particles):
         if isinstance(getattr(core, "estimator", None), DisARM):
             surrogate_elbo = surrogate_elbo + _disarm_surrogate(name, site, core, masks, cost, dim, num_particles)
         else:
-            others = (cost.sum(dim, keepdim=True) - cost) / (num_particles - 1)
+            others = _leave_one_out_mean(cost, dim, num_particles)
             surrogate_elbo = surrogate_elbo + (site["score_parts"].score_function * (cost - others).detach()).sum()
     return detach_provenance(elbo), detach_provenance(-surrogate_elbo)
+
+
+def _leave_one_out_mean(cost, dim, num_particles):
+    """Each particle's baseline: the mean cost of the other particles along the particle axis ``dim``."""
+    return (cost.sum(dim, keepdim=True) - cost) / (num_particles - 1)
 
 
 def _particle_dim(site):
@@ -144,8 +149,9 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
     """DisARM's pair estimate as a surrogate ``<φ, stop_gradient(weight)>`` on the category tree's
     log-odds φ for each particle (both members of a pair carry the pair's estimate; the ELBO divides
     by the particle count). The score terms below the branching node take the leave-one-out baseline."""
+    log_probs = core._log_probs
     with ignore_jit_warnings():  # the tree's layout depends on the number of categories only
-        log_odds = tree_log_odds(core._log_probs)
+        log_odds = tree_log_odds(log_probs)
     category = (site["value"] if isinstance(core, Bernoulli) else site["value"].argmax(-1)).long()
     inner = log_odds.dim() - 1 - len(site["fn"].batch_shape)
     axis = dim - inner - 1
@@ -157,7 +163,7 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
         return tensor.reshape(tensor.shape + (1,) * (inner_dims + 1))
 
     cost = on_nodes(cost, inner)
-    baseline = (cost.sum(axis, keepdim=True) - cost) / (num_particles - 1)
+    baseline = _leave_one_out_mean(cost, axis, num_particles)
     category = category[..., None]
     with ignore_jit_warnings():  # the tree is static: its layout is a constant of a traced step
         nodes = tree_nodes(log_odds.shape[-1] + 1)
@@ -184,7 +190,7 @@ def _disarm_surrogate(name, site, core, masks, cost, dim, num_particles):
         weight = weight * on_nodes(site["mask"], inner)
     for mask, missing in masks:
         weight = weight * on_nodes(mask, missing)
-    log_probs = core._log_probs.detach()
+    log_probs = log_probs.detach()
     scale = 1 + torch.where(log_probs.isfinite(), log_probs.abs(), 0).amax(-1, keepdim=True)
     agree = pair_log_odds_agree(detached, partner(detached), torch.finfo(detached.dtype).eps, scale)
     if is_validation_enabled() and not torch.jit.is_tracing():
